@@ -1,0 +1,459 @@
+//! Deterministic simulation: a `Shard` and str0m client `Rtc`s exchanging datagrams through an
+//! in-memory network on a virtual clock. Signalling goes straight into `Command`s.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use switchboard_core::{Command, ParticipantId, RtcTemplate, Shard, ShardConfig};
+use switchboard_loadtest::synth::{self, VideoPosition};
+use switchboard_protocol::{LeaveReason, ServerMessage};
+
+pub const SERVER: &str = "127.0.0.1:40000";
+const STEP: Duration = Duration::from_millis(1);
+const AUDIO_EVERY: Duration = Duration::from_millis(20);
+const VIDEO_EVERY: Duration = Duration::from_millis(33);
+const VIDEO_PACKETS_PER_FRAME: u64 = 3;
+
+/// What a client received on one of its m-lines.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    /// (extended seq as received, payload owner, payload counter, owner announced at arrival)
+    pub packets: Vec<(u64, String, u64, Option<String>)>,
+    pub corrupt: u64,
+}
+
+pub struct SimClient {
+    pub name: String,
+    pub pid: ParticipantId,
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    pub audio_mid: Option<Mid>,
+    pub video_mid: Option<Mid>,
+    deadline: Instant,
+    next_audio: Instant,
+    next_video: Instant,
+    audio_counter: u64,
+    video_counter: u64,
+    frames: u64,
+    keyframe_due: bool,
+    pub connected: bool,
+    pub removed: Option<Option<LeaveReason>>,
+    /// mid → owner peer id, as announced by `trackPublished` (removed on `trackUnpublished`).
+    pub slot_owner: BTreeMap<String, String>,
+    /// mid → the owner most recently announced (kept after `trackUnpublished`: packets already
+    /// in flight may still arrive).
+    pub last_owner: BTreeMap<String, String>,
+    pub received: BTreeMap<String, Received>,
+    pub keyframe_requests: u64,
+    pub signals: Vec<ServerMessage>,
+    pub publish: bool,
+}
+
+pub struct Sim {
+    pub now: Instant,
+    pub shard: Shard,
+    pub clients: Vec<SimClient>,
+    template: RtcTemplate,
+    to_server: VecDeque<(SocketAddr, Vec<u8>)>,
+    to_clients: VecDeque<(SocketAddr, Vec<u8>)>,
+    shard_deadline: Instant,
+    next_pid: u64,
+    /// Drop every n-th datagram to clients (0 = lossless).
+    pub lossy_every: u64,
+    delivered: u64,
+}
+
+fn server_addr() -> SocketAddr {
+    SERVER.parse().expect("constant address")
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        let shard = Shard::new(ShardConfig::new(server_addr()), now);
+        Sim {
+            now,
+            shard,
+            clients: Vec::new(),
+            template: RtcTemplate::new().expect("crypto provider"),
+            to_server: VecDeque::new(),
+            to_clients: VecDeque::new(),
+            shard_deadline: now,
+            next_pid: 1,
+            lossy_every: 0,
+            delivered: 0,
+        }
+    }
+
+    pub fn client(&self, name: &str) -> &SimClient {
+        self.clients
+            .iter()
+            .find(|c| c.name == name)
+            .expect("known client")
+    }
+
+    pub fn client_mut(&mut self, name: &str) -> &mut SimClient {
+        self.clients
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("known client")
+    }
+
+    /// Join `room` and send the first offer (audio + video when `publish`).
+    pub fn join(&mut self, room: &str, name: &str, publish: bool) -> usize {
+        let pid = ParticipantId(self.next_pid);
+        self.next_pid += 1;
+        let addr: SocketAddr = format!("127.0.0.1:{}", 41000 + pid.0)
+            .parse()
+            .expect("address");
+        let new = self.template.build(self.now, server_addr()).expect("rtc");
+        self.shard.handle_input(switchboard_core::Input::Command {
+            now: self.now,
+            command: Command::Join {
+                participant: pid,
+                room: room.into(),
+                peer_id: name.into(),
+                name: name.into(),
+                rtc: Box::new(new),
+            },
+        });
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
+        let mut api = rtc.sdp_api();
+        let (audio_mid, video_mid) = if publish {
+            (
+                Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)),
+                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None)),
+            )
+        } else {
+            // A pure subscriber still needs an m-line for ICE: one receive slot.
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            (None, None)
+        };
+        let (offer, pending) = api.apply().expect("changes");
+        self.clients.push(SimClient {
+            name: name.into(),
+            pid,
+            rtc,
+            addr,
+            pending: Some(pending),
+            audio_mid,
+            video_mid,
+            deadline: self.now,
+            next_audio: self.now,
+            next_video: self.now,
+            audio_counter: 0,
+            video_counter: 0,
+            frames: 0,
+            keyframe_due: true,
+            connected: false,
+            removed: None,
+            slot_owner: BTreeMap::new(),
+            last_owner: BTreeMap::new(),
+            received: BTreeMap::new(),
+            keyframe_requests: 0,
+            signals: Vec::new(),
+            publish,
+        });
+        self.command(Command::Offer {
+            participant: pid,
+            sdp: offer.to_sdp_string(),
+        });
+        self.clients.len() - 1
+    }
+
+    pub fn command(&mut self, command: Command) {
+        self.shard.handle_input(switchboard_core::Input::Command {
+            now: self.now,
+            command,
+        });
+        self.poll_shard();
+    }
+
+    pub fn leave(&mut self, name: &str) {
+        let pid = self.client(name).pid;
+        self.command(Command::Leave {
+            participant: pid,
+            reason: LeaveReason::Requested,
+        });
+    }
+
+    /// Run the world for `duration` of virtual time.
+    pub fn run(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.step();
+            self.now += STEP;
+        }
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        // Clients: timeouts and media.
+        for i in 0..self.clients.len() {
+            if self.clients[i].removed.is_some() {
+                continue;
+            }
+            self.send_media(i);
+            if self.clients[i].deadline <= now {
+                let _ = self.clients[i].rtc.handle_input(Input::Timeout(now));
+            }
+            self.drain_client(i);
+        }
+        // Network, both directions, until quiet.
+        for _ in 0..100 {
+            if self.to_server.is_empty() && self.to_clients.is_empty() {
+                break;
+            }
+            while let Some((source, data)) = self.to_server.pop_front() {
+                self.shard.handle_input(switchboard_core::Input::Datagram {
+                    now,
+                    source,
+                    contents: &data,
+                });
+            }
+            self.poll_shard();
+            while let Some((dest, data)) = self.to_clients.pop_front() {
+                self.delivered += 1;
+                if self.lossy_every > 0 && self.delivered % self.lossy_every == 0 {
+                    continue;
+                }
+                let Some(i) = self.clients.iter().position(|c| c.addr == dest) else {
+                    continue;
+                };
+                if self.clients[i].removed.is_some() {
+                    continue;
+                }
+                let receive = Receive::new(Protocol::Udp, server_addr(), dest, &data)
+                    .expect("server sends parseable datagrams");
+                let _ = self.clients[i].rtc.handle_input(Input::Receive(now, receive));
+                self.drain_client(i);
+            }
+        }
+        if self.shard_deadline <= now {
+            self.shard
+                .handle_input(switchboard_core::Input::Timeout(now));
+            self.poll_shard();
+        }
+    }
+
+    fn poll_shard(&mut self) {
+        loop {
+            match self.shard.poll_output() {
+                switchboard_core::Output::Transmit {
+                    destination,
+                    contents,
+                } => self.to_clients.push_back((destination, contents)),
+                switchboard_core::Output::Signal {
+                    participant,
+                    message,
+                } => self.deliver_signal(participant, message),
+                switchboard_core::Output::Removed {
+                    participant,
+                    reason,
+                } => {
+                    if let Some(c) = self.clients.iter_mut().find(|c| c.pid == participant) {
+                        c.removed = Some(reason);
+                    }
+                }
+                switchboard_core::Output::Timeout(at) => {
+                    self.shard_deadline = at;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver_signal(&mut self, pid: ParticipantId, message: ServerMessage) {
+        let Some(i) = self.clients.iter().position(|c| c.pid == pid) else {
+            return;
+        };
+        let c = &mut self.clients[i];
+        c.signals.push(message.clone());
+        let mut reply = None;
+        match message {
+            ServerMessage::Answer { sdp } => {
+                let answer = SdpAnswer::from_sdp_string(&sdp).expect("server answer parses");
+                let pending = c.pending.take().expect("an offer was pending");
+                c.rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .expect("answer accepted");
+            }
+            ServerMessage::Offer { sdp } => {
+                if c.pending.is_none() {
+                    let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer parses");
+                    let answer = c.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+                    reply = Some(Command::Answer {
+                        participant: pid,
+                        sdp: answer.to_sdp_string(),
+                    });
+                }
+            }
+            ServerMessage::TrackPublished { peer_id, mid, .. } => {
+                c.slot_owner.insert(mid.clone(), peer_id.clone());
+                c.last_owner.insert(mid, peer_id);
+            }
+            ServerMessage::TrackUnpublished { mid, .. } => {
+                c.slot_owner.remove(&mid);
+            }
+            _ => {}
+        }
+        self.drain_client(i);
+        if let Some(reply) = reply {
+            self.command(reply);
+        }
+    }
+
+    fn drain_client(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        loop {
+            match c.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    c.deadline = at;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.to_server.push_back((c.addr, t.contents.into())),
+                Ok(Output::Event(event)) => match event {
+                    Event::Connected => c.connected = true,
+                    Event::KeyframeRequest(_) => {
+                        c.keyframe_requests += 1;
+                        c.keyframe_due = true;
+                    }
+                    Event::RtpPacket(p) => {
+                        let Some(mid) = c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid())
+                        else {
+                            continue;
+                        };
+                        let video = c.rtc.media(mid).map(|m| m.kind()) == Some(MediaKind::Video);
+                        let announced = c.last_owner.get(&mid.to_string()).cloned();
+                        let entry = c.received.entry(mid.to_string()).or_default();
+                        match synth::parse_payload(&p.payload, video) {
+                            Ok(info) => {
+                                entry
+                                    .packets
+                                    .push((*p.seq_no, info.owner, info.counter, announced))
+                            }
+                            Err(_) => entry.corrupt += 1,
+                        }
+                    }
+                    _ => {}
+                },
+                Err(e) => panic!("client {} failed: {e}", c.name),
+            }
+        }
+    }
+
+    fn send_media(&mut self, i: usize) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        if !c.connected || !c.publish {
+            return;
+        }
+        let pt_for = |rtc: &Rtc, codec: Codec| -> Option<Pt> {
+            rtc.codec_config()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+        };
+        if now >= c.next_audio {
+            c.next_audio = now + AUDIO_EVERY;
+            if let (Some(mid), Some(pt)) = (c.audio_mid, pt_for(&c.rtc, Codec::Opus)) {
+                let payload = synth::build_payload(&c.name, None, c.audio_counter, 0, 160);
+                let seq: SeqNo = (100 + c.audio_counter).into();
+                let ts = (c.audio_counter * 960) as u32;
+                c.audio_counter += 1;
+                if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload));
+                }
+            }
+        }
+        if now >= c.next_video {
+            c.next_video = now + VIDEO_EVERY;
+            if let (Some(mid), Some(pt)) = (c.video_mid, pt_for(&c.rtc, Codec::Vp8)) {
+                let keyframe = std::mem::take(&mut c.keyframe_due);
+                let ts = (c.frames * 3000) as u32;
+                c.frames += 1;
+                for k in 0..VIDEO_PACKETS_PER_FRAME {
+                    let pos = VideoPosition {
+                        frame_start: k == 0,
+                        keyframe,
+                    };
+                    let payload = synth::build_payload(&c.name, Some(pos), c.video_counter, 0, 1000);
+                    let seq: SeqNo = (5000 + c.video_counter).into();
+                    c.video_counter += 1;
+                    if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                        tx.write_rtp(
+                            RtpWrite::new(pt, seq, ts, now, payload)
+                                .marker(k + 1 == VIDEO_PACKETS_PER_FRAME)
+                                .nackable(true),
+                        );
+                    }
+                }
+            }
+        }
+        let _ = c.rtc.handle_input(Input::Timeout(now));
+        self.drain_client(i);
+    }
+
+    /// Ask the shard for a keyframe of what arrives on `mid`, as a subscriber would.
+    pub fn send_pli(&mut self, name: &str, mid: &str) {
+        let now = self.now;
+        let i = self
+            .clients
+            .iter()
+            .position(|c| c.name == name)
+            .expect("known client");
+        let c = &mut self.clients[i];
+        let mid: Mid = mid.into();
+        if let Some(rx) = c.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        let _ = c.rtc.handle_input(Input::Timeout(now));
+        self.drain_client(i);
+    }
+
+    /// Send raw bytes to the server from `source`.
+    pub fn inject(&mut self, source: SocketAddr, data: &[u8]) {
+        self.shard.handle_input(switchboard_core::Input::Datagram {
+            now: self.now,
+            source,
+            contents: data,
+        });
+        self.poll_shard();
+    }
+}
+
+impl SimClient {
+    /// Packets received from `owner` on whichever mids carried its media.
+    pub fn from_owner(&self, owner: &str, video: bool) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for (mid, r) in &self.received {
+            let is_video = self.rtc.media(Mid::from(mid.as_str())).map(|m| m.kind()) == Some(MediaKind::Video);
+            if is_video != video {
+                continue;
+            }
+            out.extend(
+                r.packets
+                    .iter()
+                    .filter(|(_, o, _, _)| o == owner)
+                    .map(|(seq, _, counter, _)| (*seq, *counter)),
+            );
+        }
+        out
+    }
+}

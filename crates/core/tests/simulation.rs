@@ -1,0 +1,237 @@
+//! The shard with real str0m peers over an in-memory network and a virtual clock.
+
+mod sim;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sim::Sim;
+use switchboard_core::Command;
+use switchboard_protocol::{ErrorCode, ServerMessage};
+
+/// Every packet on a mid came from the owner announced for it, parsed intact, and the
+/// sequence numbers the client saw on that mid have no holes.
+fn assert_clean_streams(sim: &Sim, name: &str) {
+    let c = sim.client(name);
+    for (mid, r) in &c.received {
+        assert_eq!(r.corrupt, 0, "{name}: corrupt payloads on mid {mid}");
+        for (_, o, _, announced) in &r.packets {
+            assert_eq!(Some(o), announced.as_ref(), "{name}: mid {mid} carried {o}'s media");
+        }
+        let seqs: BTreeSet<u64> = r.packets.iter().map(|(s, _, _, _)| *s).collect();
+        assert_eq!(seqs.len(), r.packets.len(), "{name}: duplicates on mid {mid}");
+        if let (Some(first), Some(last)) = (seqs.first(), seqs.last()) {
+            assert_eq!(
+                (last - first + 1) as usize,
+                seqs.len(),
+                "{name}: sequence numbers on mid {mid} have holes"
+            );
+        }
+    }
+}
+
+fn assert_receives(sim: &Sim, name: &str, from: &str) {
+    let c = sim.client(name);
+    let audio = c.from_owner(from, false);
+    let video = c.from_owner(from, true);
+    assert!(audio.len() > 20, "{name} got {} audio packets from {from}", audio.len());
+    assert!(video.len() > 20, "{name} got {} video packets from {from}", video.len());
+    // The payload counters of what arrived are increasing without loss from the first one.
+    let mut counters: Vec<u64> = audio.iter().map(|(_, c)| *c).collect();
+    counters.sort_unstable();
+    assert_eq!(
+        counters.last().expect("some") - counters.first().expect("some") + 1,
+        counters.len() as u64,
+        "{name} lost audio from {from}"
+    );
+}
+
+#[test]
+fn three_participants_receive_each_other() {
+    let mut sim = Sim::new();
+    for name in ["alice", "bob", "carol"] {
+        sim.join("room1", name, true);
+    }
+    sim.run(Duration::from_secs(3));
+    for name in ["alice", "bob", "carol"] {
+        assert!(sim.client(name).connected, "{name} connected");
+        for from in ["alice", "bob", "carol"] {
+            if from != name {
+                assert_receives(&sim, name, from);
+            }
+        }
+        assert_clean_streams(&sim, name);
+        // Own media never comes back.
+        assert!(sim.client(name).from_owner(name, false).is_empty());
+    }
+    let stats = sim.shard.stats();
+    assert_eq!(stats.participants, 3);
+    assert_eq!(stats.tracks, 6);
+    assert!(stats.rtp_forwarded > 0);
+}
+
+#[test]
+fn late_joiner_gets_everything_and_leaving_ends_tracks() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(2));
+    sim.join("r", "dave", true);
+    sim.run(Duration::from_secs(2));
+    assert_receives(&sim, "dave", "alice");
+    assert_receives(&sim, "dave", "bob");
+    assert_receives(&sim, "alice", "dave");
+
+    sim.leave("alice");
+    sim.run(Duration::from_millis(500));
+    for name in ["bob", "dave"] {
+        let c = sim.client(name);
+        let unpublished = c
+            .signals
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::TrackUnpublished { peer_id, .. } if peer_id == "alice"))
+            .count();
+        assert_eq!(unpublished, 2, "{name} sees alice's two tracks end");
+        assert!(c
+            .signals
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { peer_id } if peer_id == "alice")));
+        assert!(!c.slot_owner.values().any(|o| o == "alice"));
+        assert_clean_streams(&sim, name);
+    }
+    assert!(sim.client("alice").removed.is_some());
+}
+
+#[test]
+fn churn_reuses_slots() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.run(Duration::from_millis(500));
+    for i in 0..8 {
+        let name = format!("guest{i}");
+        sim.join("r", &name, true);
+        sim.run(Duration::from_millis(700));
+        assert_receives(&sim, "alice", &name);
+        sim.leave(&name);
+        sim.run(Duration::from_millis(100));
+    }
+    let alice = sim.client("alice").pid;
+    // Two published m-lines plus one audio and one video slot, reused by every guest.
+    assert_eq!(sim.shard.slot_count(alice), Some(2));
+    assert_clean_streams(&sim, "alice");
+}
+
+#[test]
+fn keyframe_requests_reach_the_publisher_throttled() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(2));
+    let video_mid = sim
+        .client("bob")
+        .signals
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::TrackPublished { track, mid, .. }
+                if track.kind == switchboard_protocol::MediaKind::Video =>
+            {
+                Some(mid.clone())
+            }
+            _ => None,
+        })
+        .expect("bob receives alice's video");
+    let before = sim.client("alice").keyframe_requests;
+    for _ in 0..20 {
+        sim.send_pli("bob", &video_mid);
+        sim.run(Duration::from_millis(5));
+    }
+    sim.run(Duration::from_millis(400));
+    let got = sim.client("alice").keyframe_requests - before;
+    // One right away and one coalesced after the 300 ms window: never twenty.
+    assert!((1..=2).contains(&got), "alice got {got} keyframe requests");
+    assert!(sim.shard.stats().keyframe_requests_coalesced >= 18);
+}
+
+#[test]
+fn garbage_is_dropped_and_media_keeps_flowing() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(1));
+    let alice_addr = sim.client("alice").addr;
+    let stranger = "127.0.0.1:9".parse().expect("address");
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 3],
+        vec![0x80, 0x60, 0, 1],                   // truncated RTP header
+        vec![0x80; 1500],                         // RTP-looking junk
+        vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12], // truncated STUN
+        vec![22, 254, 253, 0, 0, 0, 0],           // truncated DTLS record
+        (0..=255).collect(),
+    ];
+    for g in &garbage {
+        sim.inject(stranger, g);
+        sim.inject(alice_addr, g);
+    }
+    let before = sim.client("bob").from_owner("alice", false).len();
+    sim.run(Duration::from_secs(1));
+    let after = sim.client("bob").from_owner("alice", false).len();
+    assert!(after > before + 30, "media kept flowing: {before} -> {after}");
+    assert!(sim.client("alice").removed.is_none());
+    let stats = sim.shard.stats();
+    assert!(stats.dropped_unknown_source + stats.dropped_malformed >= garbage.len() as u64);
+}
+
+#[test]
+fn bad_sdp_is_refused_without_harm() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(1));
+    let alice = sim.client("alice").pid;
+    sim.command(Command::Offer {
+        participant: alice,
+        sdp: "this is not sdp".into(),
+    });
+    sim.command(Command::Answer {
+        participant: alice,
+        sdp: "v=0".into(),
+    });
+    sim.command(Command::Candidate {
+        participant: alice,
+        candidate: "candidate:garbage".into(),
+    });
+    let codes: Vec<ErrorCode> = sim
+        .client("alice")
+        .signals
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![ErrorCode::BadSdp, ErrorCode::NoPendingOffer, ErrorCode::BadCandidate]
+    );
+    let before = sim.client("bob").from_owner("alice", true).len();
+    sim.run(Duration::from_secs(1));
+    assert!(sim.client("bob").from_owner("alice", true).len() > before + 20);
+}
+
+#[test]
+fn duplicate_peer_id_is_refused() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "alice", true);
+    let second = &sim.clients[1];
+    assert!(matches!(
+        second.signals.first(),
+        Some(ServerMessage::Error {
+            code: ErrorCode::PeerIdTaken,
+            ..
+        })
+    ));
+    assert_eq!(second.removed, Some(None));
+    assert_eq!(sim.shard.stats().participants, 1);
+}
