@@ -74,7 +74,12 @@ impl Forwarder {
         self.awaiting_keyframe
     }
 
-    pub fn decide(&mut self, packet: &PacketMeta, codec: Option<OutCodec>, now: Instant) -> Decision {
+    pub fn decide(
+        &mut self,
+        packet: &PacketMeta,
+        codec: Option<OutCodec>,
+        now: Instant,
+    ) -> Decision {
         let Some(codec) = codec else {
             return Decision::Drop(DropReason::NoCodec);
         };
@@ -171,7 +176,10 @@ mod tests {
             else {
                 panic!("must forward");
             };
-            assert!(seq < 40_000, "seq {seq} leaves room before the first rollover");
+            assert!(
+                seq < 40_000,
+                "seq {seq} leaves room before the first rollover"
+            );
         }
     }
 }

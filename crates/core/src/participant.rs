@@ -53,13 +53,18 @@ impl Slot {
     }
 
     /// The subscriber's PT for a publisher PT, from the publisher's negotiated parameters.
-    pub fn out_codec(&mut self, pt: Pt, publisher: &[PayloadParams], rtc: &Rtc) -> Option<OutCodec> {
+    pub fn out_codec(
+        &mut self,
+        pt: Pt,
+        publisher: &[PayloadParams],
+        rtc: &Rtc,
+    ) -> Option<OutCodec> {
         if let Some((_, codec)) = self.codecs.iter().find(|(p, _)| *p == pt) {
             return *codec;
         }
         let resolved = publisher.iter().find(|p| p.pt() == pt).and_then(|params| {
             rtc.codec_config()
-                .match_params(params.clone())
+                .match_params(*params)
                 .map(|ours| OutCodec {
                     pt: ours.pt(),
                     clock_rate: ours.spec().clock_rate.get(),
@@ -154,5 +159,4 @@ impl Participant {
     pub fn free_slot(&self, kind: MediaKind) -> Option<usize> {
         self.slots.iter().position(|s| s.is_free(kind))
     }
-
 }

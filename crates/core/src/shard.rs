@@ -153,6 +153,9 @@ struct Room {
 }
 
 /// Work found while draining one `Rtc` that touches other participants.
+// The RTP variant is both the largest and by far the most common; boxing it would cost an
+// allocation per packet to save stack space on the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Work {
     Rtp(TrackKey, Option<Rid>, RtpPacket),
@@ -222,7 +225,8 @@ fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {
         Some(Codec::Vp8) => str0m::format::detect_vp8_keyframe(payload),
         Some(Codec::Vp9) => str0m::format::detect_vp9_keyframe(payload),
         Some(Codec::H264) => {
-            str0m::format::detect_h264_nalu(payload, 7) || str0m::format::detect_h264_keyframe(payload)
+            str0m::format::detect_h264_nalu(payload, 7)
+                || str0m::format::detect_h264_keyframe(payload)
         }
         Some(Codec::Av1) => str0m::format::detect_av1_keyframe(payload),
         _ => false,
@@ -259,6 +263,15 @@ impl Shard {
         stats.rooms = self.rooms.len() as u64;
         stats.tracks = self.tracks.len() as u64;
         stats
+    }
+
+    /// End every session (server shutdown): everyone gets `Removed` with `reason`.
+    pub fn close_all(&mut self, now: Instant, reason: LeaveReason) {
+        self.advance(now);
+        let all: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for pid in all {
+            self.remove(pid, Some(reason));
+        }
     }
 
     /// Number of m-lines the server sends on for a participant (for tests and metrics).
@@ -325,7 +338,8 @@ impl Shard {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += contents.len() as u64;
         let now = self.now;
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.config.advertised, contents) else {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.config.advertised, contents)
+        else {
             self.stats.dropped_malformed += 1;
             return;
         };
@@ -335,7 +349,9 @@ impl Shard {
             None => {
                 // A new path must prove itself with a STUN check that names one of our ufrags and
                 // passes that participant's integrity check before we map the address.
-                let Some(pid) = stun::local_ufrag(contents).and_then(|u| self.by_ufrag.get(u)).copied()
+                let Some(pid) = stun::local_ufrag(contents)
+                    .and_then(|u| self.by_ufrag.get(u))
+                    .copied()
                 else {
                     self.stats.dropped_unknown_source += 1;
                     return;
@@ -396,7 +412,11 @@ impl Shard {
         if let Some(reason) = failed {
             self.stats.participant_failures += 1;
             self.remove(pid, Some(reason));
-        } else if self.participants.get(&pid).is_some_and(|p| !p.rtc.is_alive()) {
+        } else if self
+            .participants
+            .get(&pid)
+            .is_some_and(|p| !p.rtc.is_alive())
+        {
             self.remove(pid, Some(LeaveReason::TransportClosed));
         }
     }
@@ -456,12 +476,11 @@ impl Shard {
         let now = self.now;
         let mut expired = Vec::new();
         for p in self.participants.values() {
-            if !p.connected && now >= p.joined_at + self.config.connect_timeout {
-                expired.push(p.id);
-            } else if p
+            let never_connected = !p.connected && now >= p.joined_at + self.config.connect_timeout;
+            let gone = p
                 .disconnected_since
-                .is_some_and(|since| now >= since + self.config.disconnect_grace)
-            {
+                .is_some_and(|since| now >= since + self.config.disconnect_grace);
+            if never_connected || gone {
                 expired.push(p.id);
             }
         }
@@ -528,7 +547,11 @@ impl Shard {
         let video = track.kind == MediaKind::Video;
         let pt = packet.header.payload_type;
         let keyframe_start = video && {
-            let codec = track.params.iter().find(|p| p.pt() == pt).map(|p| p.spec().codec);
+            let codec = track
+                .params
+                .iter()
+                .find(|p| p.pt() == pt)
+                .map(|p| p.spec().codec);
             starts_keyframe(codec, &packet.payload)
         };
         let meta = PacketMeta {
@@ -607,7 +630,12 @@ impl Shard {
         }
     }
 
-    fn send_keyframe_request(&mut self, key: TrackKey, rid: Option<Rid>, kind: KeyframeRequestKind) {
+    fn send_keyframe_request(
+        &mut self,
+        key: TrackKey,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+    ) {
         let Some(publisher) = self.participants.get_mut(&key.publisher) else {
             return;
         };
@@ -656,7 +684,10 @@ impl Shard {
         if direction.is_receiving() && !publishing {
             self.publish(pid, mid, kind);
         } else if !direction.is_receiving() && publishing {
-            self.unpublish(TrackKey { publisher: pid, mid });
+            self.unpublish(TrackKey {
+                publisher: pid,
+                mid,
+            });
         }
         // Sending side: a slot the participant receives on.
         let Some(p) = self.participants.get_mut(&pid) else {
@@ -671,7 +702,11 @@ impl Shard {
                     .map(|m| m.stream_id().to_owned())
                     .unwrap_or_default();
                 let mut slot = Slot::new(mid, kind, stream_id, seed);
-                slot.tx_ssrc = p.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| s.ssrc());
+                slot.tx_ssrc = p
+                    .rtc
+                    .direct_api()
+                    .stream_tx_by_mid(mid, None)
+                    .map(|s| s.ssrc());
                 slot.state = if slot.tx_ssrc.is_some() {
                     SlotState::Ready
                 } else {
@@ -679,21 +714,24 @@ impl Shard {
                 };
                 p.slots.push(slot);
             }
-            Some(idx) if !direction.is_sending() => {
-                if p.slots[idx].state == SlotState::Ready {
-                    p.slots[idx].state = SlotState::Stopped;
-                    if let Some(key) = self.unbind(pid, idx) {
-                        // The track still exists: it waits for another slot.
-                        if let Some(p) = self.participants.get_mut(&pid) {
-                            p.wanted.push_front((key, kind));
-                        }
+            Some(idx) if !direction.is_sending() && p.slots[idx].state == SlotState::Ready => {
+                p.slots[idx].state = SlotState::Stopped;
+                if let Some(key) = self.unbind(pid, idx) {
+                    // The track still exists: it waits for another slot.
+                    if let Some(p) = self.participants.get_mut(&pid) {
+                        p.wanted.push_front((key, kind));
                     }
                 }
             }
+            Some(_) if !direction.is_sending() => {}
             Some(idx) => {
                 let slot = &mut p.slots[idx];
                 if slot.state == SlotState::Stopped {
-                    slot.tx_ssrc = p.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| s.ssrc());
+                    slot.tx_ssrc = p
+                        .rtc
+                        .direct_api()
+                        .stream_tx_by_mid(mid, None)
+                        .map(|s| s.ssrc());
                     let slot = &mut p.slots[idx];
                     if slot.tx_ssrc.is_some() {
                         slot.state = SlotState::Ready;
@@ -710,7 +748,10 @@ impl Shard {
         let Some(p) = self.participants.get_mut(&pid) else {
             return;
         };
-        let key = TrackKey { publisher: pid, mid };
+        let key = TrackKey {
+            publisher: pid,
+            mid,
+        };
         let track_id = format!("{}:{}", p.peer_id, mid);
         p.published.push(mid);
         let track = Track {
@@ -729,7 +770,8 @@ impl Shard {
             return;
         };
         room.tracks.push(key);
-        let others: Vec<ParticipantId> = room.members.iter().copied().filter(|m| *m != pid).collect();
+        let others: Vec<ParticipantId> =
+            room.members.iter().copied().filter(|m| *m != pid).collect();
         for sid in others {
             if let Some(sub) = self.participants.get_mut(&sid) {
                 sub.wanted.push_back((key, kind));
@@ -962,12 +1004,21 @@ impl Shard {
         })
     }
 
-    fn join(&mut self, pid: ParticipantId, room: String, peer_id: String, name: String, new: NewRtc) {
+    fn join(
+        &mut self,
+        pid: ParticipantId,
+        room: String,
+        peer_id: String,
+        name: String,
+        new: NewRtc,
+    ) {
         let taken = self.participants.contains_key(&pid)
             || self.rooms.get(&room).is_some_and(|r| {
-                r.members
-                    .iter()
-                    .any(|m| self.participants.get(m).is_some_and(|p| p.peer_id == peer_id))
+                r.members.iter().any(|m| {
+                    self.participants
+                        .get(m)
+                        .is_some_and(|p| p.peer_id == peer_id)
+                })
             });
         if taken {
             self.signal(
@@ -987,7 +1038,12 @@ impl Shard {
         let members: Vec<PeerInfo> = self
             .rooms
             .get(&room)
-            .map(|r| r.members.iter().filter_map(|m| self.peer_info(*m)).collect())
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter_map(|m| self.peer_info(*m))
+                    .collect()
+            })
             .unwrap_or_default();
         let participant = Participant {
             id: pid,
@@ -1058,7 +1114,14 @@ impl Shard {
         let offer = match SdpOffer::from_sdp_string(sdp) {
             Ok(offer) => offer,
             Err(e) => {
-                self.signal(pid, error(ErrorCode::BadSdp, format!("offer is not valid SDP: {e}"), "offer"));
+                self.signal(
+                    pid,
+                    error(
+                        ErrorCode::BadSdp,
+                        format!("offer is not valid SDP: {e}"),
+                        "offer",
+                    ),
+                );
                 return;
             }
         };
@@ -1089,7 +1152,10 @@ impl Shard {
                 if !first {
                     p.negotiation = Negotiation::Stable;
                 }
-                self.signal(pid, error(ErrorCode::BadSdp, format!("offer refused: {e}"), "offer"));
+                self.signal(
+                    pid,
+                    error(ErrorCode::BadSdp, format!("offer refused: {e}"), "offer"),
+                );
             }
         }
         self.drain_now(pid);
@@ -1108,7 +1174,11 @@ impl Shard {
             p.negotiation = state;
             self.signal(
                 pid,
-                error(ErrorCode::NoPendingOffer, "the server has no offer waiting for an answer", "answer"),
+                error(
+                    ErrorCode::NoPendingOffer,
+                    "the server has no offer waiting for an answer",
+                    "answer",
+                ),
             );
             return;
         };
@@ -1123,7 +1193,11 @@ impl Shard {
         match result {
             Ok(()) => {
                 for slot in p.slots.iter_mut().filter(|s| s.state == SlotState::Offered) {
-                    slot.tx_ssrc = p.rtc.direct_api().stream_tx_by_mid(slot.mid, None).map(|s| s.ssrc());
+                    slot.tx_ssrc = p
+                        .rtc
+                        .direct_api()
+                        .stream_tx_by_mid(slot.mid, None)
+                        .map(|s| s.ssrc());
                     slot.state = if slot.tx_ssrc.is_some() {
                         SlotState::Ready
                     } else {
@@ -1158,7 +1232,11 @@ impl Shard {
             }
             Err(e) => self.signal(
                 pid,
-                error(ErrorCode::BadCandidate, format!("bad ICE candidate: {e}"), "candidate"),
+                error(
+                    ErrorCode::BadCandidate,
+                    format!("bad ICE candidate: {e}"),
+                    "candidate",
+                ),
             ),
         }
     }
@@ -1170,7 +1248,10 @@ impl Shard {
             return;
         };
         for mid in published {
-            self.unpublish(TrackKey { publisher: pid, mid });
+            self.unpublish(TrackKey {
+                publisher: pid,
+                mid,
+            });
         }
         let Some(mut p) = self.participants.remove(&pid) else {
             return;
@@ -1245,7 +1326,13 @@ fn drain(
     }
 }
 
-fn on_event(p: &mut Participant, event: Event, now: Instant, work: &mut Vec<Work>, stats: &mut ShardStats) {
+fn on_event(
+    p: &mut Participant,
+    event: Event,
+    now: Instant,
+    work: &mut Vec<Work>,
+    stats: &mut ShardStats,
+) {
     match event {
         Event::RtpPacket(packet) => {
             stats.rtp_in += 1;

@@ -38,3 +38,32 @@ pub struct ShardStats {
     pub rooms: u64,
     pub tracks: u64,
 }
+
+impl ShardStats {
+    /// Totals over several shards (counters and gauges alike are sums).
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a ShardStats>) -> ShardStats {
+        let mut t = ShardStats::default();
+        for s in all {
+            t.datagrams_in += s.datagrams_in;
+            t.bytes_in += s.bytes_in;
+            t.datagrams_out += s.datagrams_out;
+            t.bytes_out += s.bytes_out;
+            t.rtp_in += s.rtp_in;
+            t.rtp_forwarded += s.rtp_forwarded;
+            t.dropped_malformed += s.dropped_malformed;
+            t.dropped_unknown_source += s.dropped_unknown_source;
+            t.dropped_unauthenticated += s.dropped_unauthenticated;
+            t.dropped_awaiting_keyframe += s.dropped_awaiting_keyframe;
+            t.dropped_before_switch += s.dropped_before_switch;
+            t.dropped_no_codec += s.dropped_no_codec;
+            t.dropped_unrouted += s.dropped_unrouted;
+            t.keyframe_requests_sent += s.keyframe_requests_sent;
+            t.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
+            t.participant_failures += s.participant_failures;
+            t.participants += s.participants;
+            t.rooms += s.rooms;
+            t.tracks += s.tracks;
+        }
+        t
+    }
+}

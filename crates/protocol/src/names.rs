@@ -73,10 +73,7 @@ mod tests {
     fn tokens() {
         assert_eq!(validate_room_name("lobby-1_a.b"), Ok(()));
         assert_eq!(validate_room_name(""), Err(NameError::Empty));
-        assert_eq!(
-            validate_room_name("a b"),
-            Err(NameError::BadCharacter(' '))
-        );
+        assert_eq!(validate_room_name("a b"), Err(NameError::BadCharacter(' ')));
         assert_eq!(
             validate_peer_id(&"x".repeat(65)),
             Err(NameError::TooLong { max: 64 })

@@ -1,1 +1,219 @@
+//! The media runtime: N shard threads, each with its own UDP socket from the configured port
+//! range, driving a `switchboard_core::Shard` with real time and real datagrams.
+//!
+//! The control plane talks to a shard only through [`MediaRuntime`]: it places a room on a
+//! shard, builds a participant's `Rtc` off the media threads, and sends commands over a bounded
+//! channel. What a shard says to a participant comes back on that participant's own bounded
+//! event channel.
 
+mod config;
+mod placement;
+mod shard_thread;
+mod socket;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use switchboard_core::{Command, NewRtc, ParticipantId, RtcSetupError, RtcTemplate, ShardStats};
+use switchboard_protocol::{LeaveReason, ServerMessage};
+use tokio::sync::mpsc;
+
+pub use config::{parse_port_list, PortListError, RuntimeConfig};
+use placement::Placement;
+
+/// What a shard tells one participant's signalling connection.
+#[derive(Debug)]
+pub enum ParticipantEvent {
+    Signal(ServerMessage),
+    /// The participant is gone from the shard. `None`: the join was refused (see the preceding
+    /// error message) and the connection may try again.
+    Removed(Option<LeaveReason>),
+}
+
+/// Why the runtime did not take a request.
+#[derive(Debug)]
+pub enum RuntimeError {
+    /// No UDP port of the range could be bound for a shard. Free the ports or widen the range.
+    NoPort { shard: usize, detail: String },
+    /// The shard's command queue is full: back-pressure. Tell the client to retry later.
+    Busy,
+    /// The shard thread is gone (shutting down).
+    Stopped,
+    /// Building the participant's media engine failed (configuration problem).
+    Setup(RtcSetupError),
+    /// Creating a shard thread or its event loop failed.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::NoPort { shard, detail } => {
+                write!(
+                    f,
+                    "no UDP port of the range could be bound for shard {shard}: {detail}"
+                )
+            }
+            RuntimeError::Busy => write!(f, "the media shard is saturated; retry later"),
+            RuntimeError::Stopped => write!(f, "the media shard has stopped"),
+            RuntimeError::Setup(e) => write!(f, "media engine setup failed: {e}"),
+            RuntimeError::Thread(e) => write!(f, "could not start a shard thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+#[derive(Debug)]
+pub(crate) enum ShardMessage {
+    Join {
+        command: Command,
+        events: mpsc::Sender<ParticipantEvent>,
+    },
+    Command(Command),
+    Shutdown,
+}
+
+#[derive(Debug)]
+struct ShardHandle {
+    commands: mpsc::Sender<ShardMessage>,
+    advertised: SocketAddr,
+    local: SocketAddr,
+    stats: Arc<Mutex<ShardStats>>,
+}
+
+/// The running media plane. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct MediaRuntime {
+    shards: Vec<ShardHandle>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    template: RtcTemplate,
+    placement: Placement,
+    next_participant: AtomicU64,
+}
+
+impl MediaRuntime {
+    /// Bind one UDP socket per shard and start the shard threads.
+    pub fn start(config: RuntimeConfig) -> Result<MediaRuntime, RuntimeError> {
+        let template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
+        let shard_count = config.shards.max(1);
+        let mut ports = config.ports.iter().copied();
+        let mut shards = Vec::with_capacity(shard_count);
+        let mut threads = Vec::with_capacity(shard_count);
+        for index in 0..shard_count {
+            let socket = socket::bind_from(config.bind_ip, &mut ports, config.socket_buffer)
+                .map_err(|detail| RuntimeError::NoPort {
+                    shard: index,
+                    detail,
+                })?;
+            let local = socket.local_addr().map_err(RuntimeError::Thread)?;
+            let advertised = SocketAddr::new(config.advertised_ip(), local.port());
+            let (tx, rx) = mpsc::channel(config.command_queue);
+            let stats = Arc::new(Mutex::new(ShardStats::default()));
+            let mut shard_config = switchboard_core::ShardConfig::new(advertised);
+            shard_config.keyframe_interval = config.keyframe_interval;
+            shard_config.connect_timeout = config.connect_timeout;
+            shard_config.disconnect_grace = config.disconnect_grace;
+            let thread = shard_thread::spawn(index, socket, shard_config, rx, stats.clone())
+                .map_err(RuntimeError::Thread)?;
+            tracing::info!(shard = index, %local, %advertised, "media shard listening");
+            shards.push(ShardHandle {
+                commands: tx,
+                advertised,
+                local,
+                stats,
+            });
+            threads.push(thread);
+        }
+        Ok(MediaRuntime {
+            shards,
+            threads: Mutex::new(threads),
+            template,
+            placement: Placement::new(shard_count),
+            next_participant: AtomicU64::new(1),
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The address clients send media to for a shard.
+    pub fn advertised(&self, shard: usize) -> Option<SocketAddr> {
+        self.shards.get(shard).map(|s| s.advertised)
+    }
+
+    /// The address a shard's socket is bound to.
+    pub fn local_addr(&self, shard: usize) -> Option<SocketAddr> {
+        self.shards.get(shard).map(|s| s.local)
+    }
+
+    pub fn next_participant_id(&self) -> ParticipantId {
+        ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The shard hosting `room`, placing the room on the least loaded shard if it is new.
+    /// Every `place` must be matched by one [`MediaRuntime::release`].
+    pub fn place(&self, room: &str) -> usize {
+        self.placement.place(room)
+    }
+
+    pub fn release(&self, room: &str) {
+        self.placement.release(room)
+    }
+
+    /// Build a participant's engine for `shard` on a blocking thread (it costs ~1.5 ms CPU).
+    pub async fn build_rtc(&self, shard: usize) -> Result<NewRtc, RuntimeError> {
+        let advertised = self.advertised(shard).ok_or(RuntimeError::Stopped)?;
+        let template = self.template.clone();
+        tokio::task::spawn_blocking(move || template.build(Instant::now(), advertised))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?
+            .map_err(RuntimeError::Setup)
+    }
+
+    /// Send a join; the shard answers on `events`.
+    pub fn join(
+        &self,
+        shard: usize,
+        command: Command,
+        events: mpsc::Sender<ParticipantEvent>,
+    ) -> Result<(), RuntimeError> {
+        self.send(shard, ShardMessage::Join { command, events })
+    }
+
+    pub fn command(&self, shard: usize, command: Command) -> Result<(), RuntimeError> {
+        self.send(shard, ShardMessage::Command(command))
+    }
+
+    fn send(&self, shard: usize, message: ShardMessage) -> Result<(), RuntimeError> {
+        let handle = self.shards.get(shard).ok_or(RuntimeError::Stopped)?;
+        handle.commands.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RuntimeError::Busy,
+            mpsc::error::TrySendError::Closed(_) => RuntimeError::Stopped,
+        })
+    }
+
+    /// Counters of every shard, as of their last report (every ~100 ms).
+    pub fn stats(&self) -> Vec<ShardStats> {
+        self.shards.iter().map(|s| *s.stats.lock()).collect()
+    }
+
+    /// Tell every participant the server is going away, stop the shards and wait for them.
+    pub fn shutdown(&self) {
+        for shard in &self.shards {
+            // A full queue still gets the message: wait for room on a helper thread is not
+            // needed because `blocking_send` would deadlock inside a runtime; try, then rely on
+            // the channel closing when the runtime is dropped.
+            let _ = shard.commands.try_send(ShardMessage::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}

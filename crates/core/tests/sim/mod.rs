@@ -230,7 +230,7 @@ impl Sim {
             self.poll_shard();
             while let Some((dest, data)) = self.to_clients.pop_front() {
                 self.delivered += 1;
-                if self.lossy_every > 0 && self.delivered % self.lossy_every == 0 {
+                if self.lossy_every > 0 && self.delivered.is_multiple_of(self.lossy_every) {
                     continue;
                 }
                 let Some(i) = self.clients.iter().position(|c| c.addr == dest) else {
@@ -241,7 +241,9 @@ impl Sim {
                 }
                 let receive = Receive::new(Protocol::Udp, server_addr(), dest, &data)
                     .expect("server sends parseable datagrams");
-                let _ = self.clients[i].rtc.handle_input(Input::Receive(now, receive));
+                let _ = self.clients[i]
+                    .rtc
+                    .handle_input(Input::Receive(now, receive));
                 self.drain_client(i);
             }
         }
@@ -295,15 +297,14 @@ impl Sim {
                     .accept_answer(pending, answer)
                     .expect("answer accepted");
             }
-            ServerMessage::Offer { sdp } => {
-                if c.pending.is_none() {
-                    let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer parses");
-                    let answer = c.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
-                    reply = Some(Command::Answer {
-                        participant: pid,
-                        sdp: answer.to_sdp_string(),
-                    });
-                }
+            // Glare: a client with its own offer out ignores the server's (the server re-offers).
+            ServerMessage::Offer { sdp } if c.pending.is_none() => {
+                let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer parses");
+                let answer = c.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+                reply = Some(Command::Answer {
+                    participant: pid,
+                    sdp: answer.to_sdp_string(),
+                });
             }
             ServerMessage::TrackPublished { peer_id, mid, .. } => {
                 c.slot_owner.insert(mid.clone(), peer_id.clone());
@@ -336,7 +337,11 @@ impl Sim {
                         c.keyframe_due = true;
                     }
                     Event::RtpPacket(p) => {
-                        let Some(mid) = c.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid())
+                        let Some(mid) = c
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&p.header.ssrc)
+                            .map(|s| s.mid())
                         else {
                             continue;
                         };
@@ -393,7 +398,8 @@ impl Sim {
                         frame_start: k == 0,
                         keyframe,
                     };
-                    let payload = synth::build_payload(&c.name, Some(pos), c.video_counter, 0, 1000);
+                    let payload =
+                        synth::build_payload(&c.name, Some(pos), c.video_counter, 0, 1000);
                     let seq: SeqNo = (5000 + c.video_counter).into();
                     c.video_counter += 1;
                     if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
@@ -440,10 +446,11 @@ impl Sim {
 
 impl SimClient {
     /// Packets received from `owner` on whichever mids carried its media.
-    pub fn from_owner(&self, owner: &str, video: bool) -> Vec<(u64, u64)> {
+    pub fn packets_of(&self, owner: &str, video: bool) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         for (mid, r) in &self.received {
-            let is_video = self.rtc.media(Mid::from(mid.as_str())).map(|m| m.kind()) == Some(MediaKind::Video);
+            let is_video =
+                self.rtc.media(Mid::from(mid.as_str())).map(|m| m.kind()) == Some(MediaKind::Video);
             if is_video != video {
                 continue;
             }

@@ -1,0 +1,101 @@
+//! Runtime settings: how many shards, which UDP ports, which addresses.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Number of shard threads (one UDP socket each).
+    pub shards: usize,
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Ports to try, in order; each shard takes the next one that binds.
+    pub ports: Vec<u16>,
+    /// Address advertised in ICE candidates (NAT 1:1); defaults to `bind_ip`.
+    pub public_ip: Option<IpAddr>,
+    /// Bounded command queue per shard.
+    pub command_queue: usize,
+    /// SO_RCVBUF/SO_SNDBUF requested for each shard socket.
+    pub socket_buffer: usize,
+    pub keyframe_interval: Duration,
+    pub connect_timeout: Duration,
+    pub disconnect_grace: Duration,
+}
+
+impl RuntimeConfig {
+    /// Loopback defaults: works on one machine with no configuration.
+    pub fn localhost(shards: usize) -> Self {
+        RuntimeConfig {
+            shards,
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            ports: (50000..=50100).collect(),
+            public_ip: None,
+            command_queue: 1024,
+            socket_buffer: 4 * 1024 * 1024,
+            keyframe_interval: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(30),
+            disconnect_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// What clients are told to send to.
+    pub fn advertised_ip(&self) -> IpAddr {
+        self.public_ip.unwrap_or(self.bind_ip)
+    }
+}
+
+/// A port list that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortListError(pub String);
+
+impl std::fmt::Display for PortListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for PortListError {}
+
+/// Parse `50000-50100`, `50000,50002,50004`, or a mix such as `50000-50003,50010`.
+/// Port 0 means "any free port" (tests use it).
+pub fn parse_port_list(text: &str) -> Result<Vec<u16>, PortListError> {
+    let mut ports = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || {
+            PortListError(format!(
+                "{part:?} is not a port or a range like 50000-50100"
+            ))
+        };
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+                let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+                if lo > hi {
+                    return Err(PortListError(format!("range {part:?} is reversed")));
+                }
+                ports.extend(lo..=hi);
+            }
+            None => ports.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if ports.is_empty() {
+        return Err(PortListError("the UDP port list is empty".into()));
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(parse_port_list("5-7"), Ok(vec![5, 6, 7]));
+        assert_eq!(parse_port_list("5, 9,10-11"), Ok(vec![5, 9, 10, 11]));
+        assert_eq!(parse_port_list("0"), Ok(vec![0]));
+        assert!(parse_port_list("").is_err());
+        assert!(parse_port_list("9-5").is_err());
+        assert!(parse_port_list("70000").is_err());
+        assert!(parse_port_list("a-b").is_err());
+    }
+}

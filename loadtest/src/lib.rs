@@ -1,0 +1,26 @@
+//! Switchboard's test and load-test client: a str0m-based WebRTC participant that speaks the
+//! signalling protocol over a WebSocket, publishes synthetic audio/video ([`synth`]) and
+//! measures what it receives ([`ClientStats`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchboard_loadtest::ClientError> {
+//! use std::time::Duration;
+//! use switchboard_loadtest::{Client, ClientOptions};
+//!
+//! let alice = Client::join(ClientOptions::new("ws://127.0.0.1:7880/v1/ws", "demo")).await?;
+//! alice
+//!     .wait_until("media connected", Duration::from_secs(10), |s| s.connected)
+//!     .await?;
+//! alice.leave().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod driver;
+mod stats;
+pub mod synth;
+
+pub use client::{Client, ClientError, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
+pub use stats::{percentile, ClientStats, RecvStats, TrackOnSlot, LATENCY_SAMPLES};
+pub use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};

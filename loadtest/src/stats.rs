@@ -1,0 +1,467 @@
+//! What a [`Client`](crate::Client) observed: room membership, slot assignments, received media
+//! quality per publisher track, and errors. Snapshots are plain values (`Clone`), so tests can
+//! poll them without holding any lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};
+
+/// How many latency samples each [`RecvStats`] keeps (a ring of the most recent ones).
+pub const LATENCY_SAMPLES: usize = 4096;
+
+/// How many missing counters a receiver remembers per track to recognise late (reordered)
+/// packets. Older holes stay counted as lost.
+const MISSING_WINDOW: usize = 4096;
+
+/// A packet whose counter is this far behind the highest one seen, and that fills no known hole,
+/// means the publisher started counting again (a new session under the same peer id).
+const RESTART_DISTANCE: u64 = 1000;
+
+/// Everything one client observed; a cheap snapshot via [`Client::stats`](crate::Client::stats).
+#[derive(Clone, Debug, Default)]
+pub struct ClientStats {
+    /// The peer id the server assigned (empty until `joined`).
+    pub peer_id: String,
+    /// `Event::Connected` was seen: ICE and DTLS are up.
+    pub connected: bool,
+    /// The last ICE connection state str0m reported (`Debug` form), empty before the first.
+    pub ice_state: String,
+    /// The WebSocket is closed and the client's task has stopped.
+    pub closed: bool,
+    /// The reason in the server's `left` message.
+    pub left_reason: Option<LeaveReason>,
+    /// Other members currently in the room: peer id -> display name.
+    pub members: BTreeMap<String, String>,
+    /// Peer ids from `peerLeft`, in order.
+    pub peers_left: Vec<String>,
+    /// My mid -> the track that currently arrives there (`None` after `trackUnpublished`).
+    pub slots: BTreeMap<String, Option<TrackOnSlot>>,
+    /// Every `trackPublished` in arrival order: (my mid, track).
+    pub track_history: Vec<(String, TrackOnSlot)>,
+    /// Every `trackUnpublished` in arrival order: (track id, peer id).
+    pub unpublished: Vec<(String, String)>,
+    /// Received media keyed by the owner named in the payload (for corrupt packets: the owner
+    /// announced for the mid, or `"?"`) and the kind of the m-line it arrived on.
+    pub received: HashMap<(String, MediaKind), RecvStats>,
+    /// Packets per receiving mid (including corrupt ones).
+    pub mid_packets: BTreeMap<String, u64>,
+    /// Packets whose payload owner differs from the owner announced for that mid at arrival
+    /// (only counted while an announcement exists for the mid).
+    pub wrong_owner: u64,
+    /// RTP packets whose SSRC str0m could not map to an m-line.
+    pub unknown_ssrc: u64,
+    /// `Event::KeyframeRequest`s received as a publisher.
+    pub keyframe_requests: u64,
+    /// RTP packets handed to str0m for sending (audio and video).
+    pub sent_packets: u64,
+    /// Video frames sent, and how many of them were keyframes.
+    pub sent_frames: u64,
+    pub sent_keyframes: u64,
+    /// m-lines in the session, counted in the latest SDP applied.
+    pub mline_count: usize,
+    /// `error` messages from the server, in order.
+    pub errors: Vec<(ErrorCode, String)>,
+    /// Problems found on this side: unparseable server messages, SDP the client refused, str0m
+    /// errors. Bounded (the oldest are kept, later ones only counted in `local_error_count`).
+    pub local_errors: Vec<String>,
+    pub local_error_count: u64,
+    /// Server `offer`s received (accepted or not).
+    pub server_offers: u64,
+    /// Server `offer`s ignored because the client's own offer was outstanding (glare).
+    pub glare_ignored: u64,
+    /// Answers the client sent to server offers.
+    pub answers_sent: u64,
+}
+
+/// What arrives on one of my m-lines, as announced by `trackPublished`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackOnSlot {
+    pub peer_id: String,
+    pub track_id: String,
+    pub kind: MediaKind,
+    pub stream_id: String,
+}
+
+/// Receive quality of one publisher track, measured from the synthetic payloads.
+#[derive(Clone, Debug, Default)]
+pub struct RecvStats {
+    /// Packets received (including corrupt ones).
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Payloads that did not parse as synthetic media.
+    pub corrupt: u64,
+    /// Counters skipped so far and not (yet) filled by a late packet.
+    pub lost: u64,
+    /// Late packets that filled a hole in the counter sequence.
+    pub reordered: u64,
+    /// Packets whose counter was already seen (or too old to tell).
+    pub duplicates: u64,
+    /// The publisher's counter started over (it rejoined with the same peer id).
+    pub restarts: u64,
+    /// RTP sequence discontinuities on the receiving mid (header seq was not previous + 1).
+    pub seq_gaps: u64,
+    /// Packets that start a keyframe.
+    pub keyframes: u64,
+    /// One-way latency samples in microseconds (same-host clocks); a ring of the last
+    /// [`LATENCY_SAMPLES`], where sample `n` is stored at `n % LATENCY_SAMPLES`.
+    pub latency_us: Vec<u32>,
+    /// Latency samples taken in total (the ring's write position).
+    pub latency_total: u64,
+    pub first_packet_at: Option<Instant>,
+    pub last_packet_at: Option<Instant>,
+}
+
+impl RecvStats {
+    /// Record one latency sample in the bounded ring.
+    pub fn push_latency(&mut self, us: u32) {
+        let pos = (self.latency_total % LATENCY_SAMPLES as u64) as usize;
+        if self.latency_us.len() < LATENCY_SAMPLES {
+            self.latency_us.push(us);
+        } else {
+            self.latency_us[pos] = us;
+        }
+        self.latency_total += 1;
+    }
+
+    /// Latency percentile over the kept samples (0 when there are none).
+    pub fn latency_percentile(&self, p: f64) -> u32 {
+        percentile(&self.latency_us, p)
+    }
+}
+
+/// Nearest-rank percentile: `p` in 0..=100 (clamped); 0 for an empty slice.
+pub fn percentile(samples: &[u32], p: f64) -> u32 {
+    if samples.is_empty() {
+        return 0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 100.0) };
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl ClientStats {
+    /// The receive stats of one publisher's track, if anything arrived from it.
+    pub fn recv(&self, owner: &str, kind: MediaKind) -> Option<&RecvStats> {
+        self.received.get(&(owner.to_owned(), kind))
+    }
+
+    /// Packets received from `owner` of `kind` (0 when none).
+    pub fn packets_from(&self, owner: &str, kind: MediaKind) -> u64 {
+        self.recv(owner, kind).map_or(0, |r| r.packets)
+    }
+
+    /// Sum of one counter over every received track.
+    pub fn total(&self, f: impl Fn(&RecvStats) -> u64) -> u64 {
+        self.received.values().map(f).sum()
+    }
+
+    /// The mids that currently carry a track of `peer_id`.
+    pub fn mids_of(&self, peer_id: &str) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.peer_id == peer_id))
+            .map(|(mid, _)| mid.clone())
+            .collect()
+    }
+
+    /// A short human-readable dump, for timeout messages.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "peer={} connected={} ice={} closed={} left={:?} mlines={} sent={} kf_req={} \
+             server_offers={} glare_ignored={} wrong_owner={} unknown_ssrc={}",
+            self.peer_id,
+            self.connected,
+            self.ice_state,
+            self.closed,
+            self.left_reason,
+            self.mline_count,
+            self.sent_packets,
+            self.keyframe_requests,
+            self.server_offers,
+            self.glare_ignored,
+            self.wrong_owner,
+            self.unknown_ssrc,
+        );
+        let _ = write!(s, "; members={:?}", self.members.keys().collect::<Vec<_>>());
+        let slots: Vec<String> = self
+            .slots
+            .iter()
+            .map(|(mid, t)| match t {
+                Some(t) => format!("{mid}={}/{}", t.peer_id, t.track_id),
+                None => format!("{mid}=-"),
+            })
+            .collect();
+        let _ = write!(s, "; slots=[{}]", slots.join(" "));
+        let mut recv: Vec<_> = self.received.iter().collect();
+        recv.sort_by(|a, b| a.0 .0.cmp(&b.0 .0).then(kind_order(a.0 .1, b.0 .1)));
+        let recv: Vec<String> = recv
+            .iter()
+            .map(|((owner, kind), r)| {
+                format!(
+                    "{owner}/{kind:?}: pkts={} lost={} reord={} corrupt={} gaps={} kf={}",
+                    r.packets, r.lost, r.reordered, r.corrupt, r.seq_gaps, r.keyframes
+                )
+            })
+            .collect();
+        let _ = write!(s, "; received=[{}]", recv.join(", "));
+        if !self.errors.is_empty() {
+            let _ = write!(s, "; errors={:?}", self.errors);
+        }
+        if !self.local_errors.is_empty() {
+            let _ = write!(
+                s,
+                "; local_errors({})={:?}",
+                self.local_error_count, self.local_errors
+            );
+        }
+        s
+    }
+}
+
+fn kind_order(a: MediaKind, b: MediaKind) -> std::cmp::Ordering {
+    let rank = |k| match k {
+        MediaKind::Audio => 0,
+        MediaKind::Video => 1,
+    };
+    rank(a).cmp(&rank(b))
+}
+
+/// One received packet, as the accounting sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct PacketSample {
+    /// The publisher's per-track counter from the payload.
+    pub counter: u64,
+    /// The RTP sequence number on the receiving mid was not previous + 1.
+    pub seq_gap: bool,
+    pub keyframe: bool,
+    pub bytes: usize,
+    pub latency_us: u32,
+    pub at: Instant,
+}
+
+/// Per-track state behind [`RecvStats`]: the highest counter seen and the holes below it.
+#[derive(Debug, Default)]
+pub(crate) struct RecvTracker {
+    highest: Option<u64>,
+    missing: BTreeSet<u64>,
+}
+
+impl RecvTracker {
+    /// Account one packet that parsed as synthetic media.
+    pub(crate) fn on_packet(&mut self, stats: &mut RecvStats, p: &PacketSample) {
+        count_arrival(stats, p.bytes, p.seq_gap, p.at);
+        if p.keyframe {
+            stats.keyframes += 1;
+        }
+        stats.push_latency(p.latency_us);
+        let c = p.counter;
+        match self.highest {
+            None => self.highest = Some(c),
+            Some(h) if c > h => {
+                let gap = c - h - 1;
+                stats.lost += gap;
+                // Remember at most the newest MISSING_WINDOW holes.
+                let from = (h + 1).max(c.saturating_sub(MISSING_WINDOW as u64));
+                self.missing.extend(from..c);
+                while self.missing.len() > MISSING_WINDOW {
+                    self.missing.pop_first();
+                }
+                self.highest = Some(c);
+            }
+            Some(h) => {
+                if self.missing.remove(&c) {
+                    stats.reordered += 1;
+                    stats.lost = stats.lost.saturating_sub(1);
+                } else if h - c > RESTART_DISTANCE {
+                    stats.restarts += 1;
+                    self.missing.clear();
+                    self.highest = Some(c);
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Account a packet whose payload did not parse.
+pub(crate) fn on_corrupt(stats: &mut RecvStats, bytes: usize, seq_gap: bool, at: Instant) {
+    count_arrival(stats, bytes, seq_gap, at);
+    stats.corrupt += 1;
+}
+
+fn count_arrival(stats: &mut RecvStats, bytes: usize, seq_gap: bool, at: Instant) {
+    stats.packets += 1;
+    stats.bytes += bytes as u64;
+    if seq_gap {
+        stats.seq_gaps += 1;
+    }
+    stats.first_packet_at.get_or_insert(at);
+    stats.last_packet_at = Some(at);
+}
+
+/// Detects RTP sequence discontinuities on one receiving mid.
+#[derive(Debug, Default)]
+pub(crate) struct SeqWatch {
+    last: Option<u16>,
+}
+
+impl SeqWatch {
+    /// Returns true when `seq` does not directly follow the previous packet's.
+    pub(crate) fn observe(&mut self, seq: u16) -> bool {
+        let gap = self.last.is_some_and(|prev| seq != prev.wrapping_add(1));
+        self.last = Some(seq);
+        gap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(counter: u64) -> PacketSample {
+        PacketSample {
+            counter,
+            seq_gap: false,
+            keyframe: false,
+            bytes: 100,
+            latency_us: counter as u32,
+            at: Instant::now(),
+        }
+    }
+
+    fn feed(counters: &[u64]) -> RecvStats {
+        let mut t = RecvTracker::default();
+        let mut s = RecvStats::default();
+        for &c in counters {
+            t.on_packet(&mut s, &sample(c));
+        }
+        s
+    }
+
+    #[test]
+    fn in_order_has_no_loss() {
+        let s = feed(&[5, 6, 7, 8]);
+        assert_eq!(s.packets, 4);
+        assert_eq!(s.bytes, 400);
+        assert_eq!(
+            (s.lost, s.reordered, s.duplicates, s.restarts),
+            (0, 0, 0, 0)
+        );
+        assert!(s.first_packet_at.is_some());
+    }
+
+    #[test]
+    fn gaps_count_as_loss() {
+        let s = feed(&[0, 1, 4, 5, 9]);
+        assert_eq!(s.lost, 2 + 3);
+        assert_eq!(s.reordered, 0);
+    }
+
+    #[test]
+    fn late_packets_are_reordered_not_lost() {
+        let s = feed(&[0, 2, 3, 1, 6, 5]);
+        assert_eq!(s.reordered, 2);
+        assert_eq!(s.lost, 1, "counter 4 is still missing");
+        assert_eq!(s.duplicates, 0);
+    }
+
+    #[test]
+    fn duplicates_and_restarts() {
+        let s = feed(&[0, 1, 2, 2, 1]);
+        assert_eq!(s.duplicates, 2);
+        assert_eq!(s.lost, 0);
+        let s = feed(&[5000, 5001, 0, 1, 2]);
+        assert_eq!(s.restarts, 1);
+        assert_eq!((s.lost, s.duplicates), (0, 0));
+    }
+
+    #[test]
+    fn huge_gap_is_counted_without_remembering_every_hole() {
+        let s = feed(&[0, 1_000_000, 999_990, 500]);
+        assert_eq!(s.lost, 999_998);
+        // 999_990 was a remembered hole; 500 is far behind and no hole was remembered for it.
+        assert_eq!(s.reordered, 1);
+        assert_eq!(s.restarts, 1);
+    }
+
+    #[test]
+    fn seq_watch_flags_discontinuities() {
+        let mut w = SeqWatch::default();
+        let gaps: Vec<bool> = [65534u16, 65535, 0, 1, 3, 2, 3]
+            .iter()
+            .map(|&s| w.observe(s))
+            .collect();
+        assert_eq!(gaps, [false, false, false, false, true, true, false]);
+
+        let mut t = RecvTracker::default();
+        let mut s = RecvStats::default();
+        for (i, gap) in gaps.iter().enumerate() {
+            let mut p = sample(i as u64);
+            p.seq_gap = *gap;
+            p.keyframe = i == 0;
+            t.on_packet(&mut s, &p);
+        }
+        assert_eq!(s.seq_gaps, 2);
+        assert_eq!(s.keyframes, 1);
+        on_corrupt(&mut s, 10, true, Instant::now());
+        assert_eq!((s.packets, s.corrupt, s.seq_gaps), (8, 1, 3));
+    }
+
+    #[test]
+    fn latency_ring_is_bounded() {
+        let mut s = RecvStats::default();
+        for i in 0..(LATENCY_SAMPLES as u32 + 10) {
+            s.push_latency(i);
+        }
+        assert_eq!(s.latency_us.len(), LATENCY_SAMPLES);
+        assert_eq!(s.latency_total, LATENCY_SAMPLES as u64 + 10);
+        // The oldest ten were overwritten by the newest ten.
+        assert_eq!(s.latency_us[0], LATENCY_SAMPLES as u32);
+        assert_eq!(s.latency_us[9], LATENCY_SAMPLES as u32 + 9);
+        assert_eq!(s.latency_us[10], 10);
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile(&[], 50.0), 0);
+        assert_eq!(percentile(&[7], 0.0), 7);
+        assert_eq!(percentile(&[7], 100.0), 7);
+        let v: Vec<u32> = (1..=100).rev().collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&v, 0.0), 1);
+        assert_eq!(percentile(&v, 150.0), 100);
+        assert_eq!(percentile(&v, f64::NAN), 1);
+        assert_eq!(percentile(&[10, 20, 30, 40], 50.0), 20);
+        assert_eq!(percentile(&[10, 20, 30, 40], 51.0), 30);
+    }
+
+    #[test]
+    fn summary_mentions_the_essentials() {
+        let mut st = ClientStats {
+            peer_id: "me".into(),
+            ..Default::default()
+        };
+        st.received.insert(
+            ("alice".into(), MediaKind::Video),
+            feed(&[0, 2]), // one lost
+        );
+        st.slots.insert("3".into(), None);
+        let s = st.summary();
+        assert!(s.contains("peer=me"), "{s}");
+        assert!(s.contains("alice/Video: pkts=2 lost=1"), "{s}");
+        assert!(s.contains("3=-"), "{s}");
+        assert_eq!(st.packets_from("alice", MediaKind::Video), 2);
+        assert_eq!(st.packets_from("alice", MediaKind::Audio), 0);
+        assert_eq!(st.total(|r| r.lost), 1);
+    }
+}
