@@ -5,6 +5,7 @@
 //! on a listener the caller bound, until `shutdown` resolves.
 
 mod session;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/ws", get(signalling))
+        .merge(web::router())
         .with_state(state)
 }
 

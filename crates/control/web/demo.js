@@ -1,0 +1,1 @@
+// Demo page logic.

@@ -1,0 +1,175 @@
+//! Golden fixtures pin the wire format: each file in `fixtures/` must parse into the message
+//! built here, and that message must serialize back to the same JSON. Changing a name or a
+//! field breaks this test: bump `PROTOCOL_VERSION` and update `docs/protocol.md` with it.
+
+use std::path::Path;
+
+use serde_json::Value;
+use switchboard_protocol::*;
+
+fn fixture(path: &str) -> Value {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
+    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{full:?}: {e}"))
+}
+
+fn check_client(path: &str, expected: ClientMessage) {
+    let json = fixture(path);
+    let parsed: ClientMessage = serde_json::from_value(json.clone()).expect("fixture parses");
+    assert_eq!(parsed, expected, "{path}");
+    let mut back = serde_json::to_value(&expected).expect("serializes");
+    // `mode` is optional on input (defaults to sfu) and always written on output.
+    if json.get("mode").is_none() {
+        back.as_object_mut().expect("object").remove("mode");
+    }
+    assert_eq!(back, json, "{path}");
+}
+
+fn check_server(path: &str, expected: ServerMessage) {
+    let json = fixture(path);
+    let parsed: ServerMessage = serde_json::from_value(json.clone()).expect("fixture parses");
+    assert_eq!(parsed, expected, "{path}");
+    assert_eq!(serde_json::to_value(&expected).expect("serializes"), json, "{path}");
+}
+
+fn sdp(origin: &str) -> String {
+    format!("v=0\r\no=- {origin} IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n")
+}
+
+#[test]
+fn client_messages() {
+    check_client(
+        "client/join.json",
+        ClientMessage::Join {
+            room: "standup".into(),
+            name: Some("Ada Lovelace".into()),
+            peer_id: Some("ada".into()),
+            mode: RoomMode::Sfu,
+        },
+    );
+    check_client(
+        "client/join_minimal.json",
+        ClientMessage::Join {
+            room: "standup".into(),
+            name: None,
+            peer_id: None,
+            mode: RoomMode::Sfu,
+        },
+    );
+    check_client("client/offer.json", ClientMessage::Offer { sdp: sdp("1 1") });
+    check_client("client/answer.json", ClientMessage::Answer { sdp: sdp("2 1") });
+    check_client(
+        "client/candidate.json",
+        ClientMessage::Candidate {
+            candidate: "candidate:1 1 udp 2130706431 127.0.0.1 54321 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+        },
+    );
+    check_client(
+        "client/end_of_candidates.json",
+        ClientMessage::Candidate {
+            candidate: String::new(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+        },
+    );
+    check_client("client/leave.json", ClientMessage::Leave {});
+}
+
+#[test]
+fn join_without_mode_means_sfu_and_extra_fields_are_tolerated() {
+    let msg: ClientMessage = serde_json::from_str(
+        r#"{"type":"join","room":"r","credential":{"ttl":60},"myAppField":1}"#,
+    )
+    .expect("unknown fields are ignored, for forward compatibility");
+    assert!(matches!(msg, ClientMessage::Join { mode: RoomMode::Sfu, .. }));
+}
+
+#[test]
+fn server_messages() {
+    check_server(
+        "server/joined.json",
+        ServerMessage::Joined {
+            protocol_version: 1,
+            room: "standup".into(),
+            peer_id: "ada".into(),
+            members: vec![PeerInfo {
+                peer_id: "grace".into(),
+                name: "Grace Hopper".into(),
+                tracks: vec![
+                    TrackInfo {
+                        track_id: "grace:0".into(),
+                        kind: MediaKind::Audio,
+                    },
+                    TrackInfo {
+                        track_id: "grace:1".into(),
+                        kind: MediaKind::Video,
+                    },
+                ],
+            }],
+        },
+    );
+    check_server("server/answer.json", ServerMessage::Answer { sdp: sdp("3 1") });
+    check_server("server/offer.json", ServerMessage::Offer { sdp: sdp("3 2") });
+    check_server(
+        "server/candidate.json",
+        ServerMessage::Candidate {
+            candidate: "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host".into(),
+            sdp_mid: None,
+            sdp_m_line_index: Some(0),
+        },
+    );
+    check_server(
+        "server/peer_joined.json",
+        ServerMessage::PeerJoined {
+            peer: PeerInfo {
+                peer_id: "linus".into(),
+                name: "Linus".into(),
+                tracks: vec![],
+            },
+        },
+    );
+    check_server(
+        "server/peer_left.json",
+        ServerMessage::PeerLeft {
+            peer_id: "linus".into(),
+        },
+    );
+    check_server(
+        "server/track_published.json",
+        ServerMessage::TrackPublished {
+            track: TrackInfo {
+                track_id: "grace:1".into(),
+                kind: MediaKind::Video,
+            },
+            peer_id: "grace".into(),
+            mid: "3".into(),
+            stream_id: "sb7-123456".into(),
+        },
+    );
+    check_server(
+        "server/track_unpublished.json",
+        ServerMessage::TrackUnpublished {
+            track_id: "grace:1".into(),
+            peer_id: "grace".into(),
+            mid: "3".into(),
+        },
+    );
+    check_server(
+        "server/left.json",
+        ServerMessage::Left {
+            reason: LeaveReason::TransportClosed,
+        },
+    );
+    check_server(
+        "server/error.json",
+        ServerMessage::Error {
+            code: ErrorCode::InvalidRoomName,
+            message: "room name must not be empty".into(),
+            request: Some("join".into()),
+        },
+    );
+}
