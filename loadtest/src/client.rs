@@ -43,6 +43,10 @@ pub struct ClientOptions {
     pub local_ip: IpAddr,
     /// Bound on [`Client::join`]: WebSocket connect, `joined` and the first `answer`.
     pub join_timeout: Duration,
+    /// Credential for servers that require one (minted by the application server).
+    pub credential: Option<switchboard_protocol::Credential>,
+    /// Extra fields merged into the `join` message (for admission checks of the application).
+    pub extra_join_fields: Option<serde_json::Value>,
 }
 
 /// Synthetic video shape.
@@ -80,6 +84,8 @@ impl Default for ClientOptions {
             recv_video_slots: 0,
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             join_timeout: Duration::from_secs(10),
+            credential: None,
+            extra_join_fields: None,
         }
     }
 }
@@ -257,6 +263,12 @@ impl Client {
     /// Send a PLI for the stream received on `mid` (recorded as a local error if there is none).
     pub fn request_keyframe(&self, mid: &str) {
         let _ = self.cmd.send(Command::RequestKeyframe(mid.to_owned()));
+    }
+
+    /// Close the PeerConnection (DTLS close_notify, media stops) but keep the WebSocket: the
+    /// server must notice and end the session by itself.
+    pub fn close_media(&self) {
+        let _ = self.cmd.send(Command::CloseMedia);
     }
 
     /// Send any text frame on the WebSocket (for bad-input tests).

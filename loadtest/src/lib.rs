@@ -16,11 +16,18 @@
 //! # }
 //! ```
 
+pub mod baseline;
+pub mod capacity;
 mod client;
 mod driver;
+pub mod procstat;
+pub mod scenario;
 mod stats;
 pub mod synth;
 
+pub use baseline::{run_baseline, BaselineOptions, BaselineReport};
+pub use capacity::{run_capacity, CapacityOptions, CapacityReport, Dimension};
 pub use client::{Client, ClientError, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
+pub use scenario::{run_scenario, run_scenario_blocking, Progress, Report, Scenario};
 pub use stats::{percentile, ClientStats, RecvStats, TrackOnSlot, LATENCY_SAMPLES};
 pub use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};

@@ -166,9 +166,69 @@ pub fn cpu_between(a: &ProcSample, b: &ProcSample) -> CpuUsage {
     }
 }
 
-/// Logical CPUs this process may use.
+/// Aggregate CPU time of the whole machine (the `cpu` line of `/proc/stat`), in ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineSample {
+    pub at: Instant,
+    pub busy: u64,
+    pub total: u64,
+}
+
+/// Parse the aggregate `cpu` line of `/proc/stat`: (busy, total) ticks; idle and iowait are
+/// the not-busy part, guest time is already inside user.
+pub fn parse_machine_stat(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v[4];
+    Some((total - idle, total))
+}
+
+/// Read the machine's aggregate CPU time.
+pub fn sample_machine() -> Option<MachineSample> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let (busy, total) = parse_machine_stat(&text)?;
+    Some(MachineSample {
+        at: Instant::now(),
+        busy,
+        total,
+    })
+}
+
+/// CPU the whole machine used between two samples, percent of one core.
+pub fn machine_busy_percent(a: &MachineSample, b: &MachineSample) -> f64 {
+    let secs = b.at.saturating_duration_since(a.at).as_secs_f64();
+    ticks_to_percent(b.busy.saturating_sub(a.busy), secs)
+}
+
+/// Logical CPUs this process may use (its affinity mask: fewer under `taskset`).
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Logical CPUs of the machine (the `cpuN` lines of `/proc/stat`), whatever this process's
+/// affinity; falls back to [`cpu_count`].
+pub fn machine_cpus() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .map(|s| {
+            s.lines()
+                .filter(|l| {
+                    l.strip_prefix("cpu")
+                        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                })
+                .count()
+        })
+        .filter(|n| *n > 0)
+        .unwrap_or_else(cpu_count)
 }
 
 #[cfg(test)]
@@ -182,6 +242,14 @@ mod tests {
         assert_eq!(parse_stat_ticks(stat), Some(("shard (0) x".into(), 325)));
         assert_eq!(parse_stat_ticks("garbage"), None);
         assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn parses_machine_stat() {
+        let stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
+        assert_eq!(parse_machine_stat(stat), Some((160, 1180)));
+        assert_eq!(parse_machine_stat("cpu0 1 2 3\n"), None);
+        assert!(sample_machine().is_some());
     }
 
     #[test]
@@ -206,8 +274,12 @@ mod tests {
         let b = sample_process(None, true).expect("own /proc entry");
         let usage = cpu_between(&a, &b);
         assert!(usage.cpu_percent >= 0.0);
-        assert!(usage.threads.windows(2).all(|w| w[0].cpu_percent >= w[1].cpu_percent));
+        assert!(usage
+            .threads
+            .windows(2)
+            .all(|w| w[0].cpu_percent >= w[1].cpu_percent));
         assert!(thread_self_ticks().is_some());
+        assert!(machine_cpus() >= cpu_count());
         assert_eq!(ticks_to_percent(100, 1.0), 100.0);
         assert_eq!(ticks_to_percent(100, 0.0), 0.0);
     }

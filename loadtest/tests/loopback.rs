@@ -173,6 +173,7 @@ impl Loopback {
                 track: TrackInfo {
                     track_id: format!("{PEER}-{kind:?}"),
                     kind,
+                    muted: false,
                 },
                 peer_id: PEER.into(),
                 mid: slot.to_string(),

@@ -1,63 +1,243 @@
-//! Switchboard's control plane: HTTP health, and the signalling WebSocket where clients join
-//! rooms and exchange SDP with the media shards.
+//! Switchboard's control plane: the signalling WebSocket where clients join rooms and exchange
+//! SDP with the media shards, the admin REST API, health/readiness, Prometheus metrics, webhook
+//! delivery, and the demo page with the JS SDK.
 //!
 //! [`app`] builds the router without binding anything (tests call it directly); [`serve`] runs it
 //! on a listener the caller bound, until `shutdown` resolves.
 
+mod admin;
+pub mod auth;
+mod config;
+mod metrics;
+mod ratelimit;
 mod session;
 mod web;
+mod webhooks;
 
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use parking_lot::Mutex;
 use switchboard_runtime::MediaRuntime;
+use tokio::sync::watch;
+
+pub use config::{
+    AdmissionConfig, ApiKey, AuthConfig, AuthMode, ControlConfig, Limits, WebhookConfig,
+};
+pub use metrics::Metrics;
+pub use webhooks::signature as webhook_signature;
+
+use ratelimit::JoinRate;
 
 /// Frames above this are refused by the WebSocket layer itself (the connection closes); frames
-/// between `switchboard_protocol::MAX_MESSAGE_BYTES` and this get an error reply.
-const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// between the configured message limit and this get an error reply.
+const HARD_FRAME_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Shared by every request handler.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Shared by every request handler. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub runtime: Arc<MediaRuntime>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: Arc<MediaRuntime>,
+    config: ControlConfig,
+    /// Keys accepted for credentials and the admin API (configured, or the generated dev key).
+    keys: Vec<ApiKey>,
+    dev_key: Option<ApiKey>,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    join_rate: JoinRate,
+    draining: AtomicBool,
+    drain_timeout: Mutex<Duration>,
+    /// `Some(deadline in ms from the start of the drain)` once draining.
+    drain: watch::Sender<Option<u64>>,
+    joined: AtomicUsize,
+}
+
+fn random_secret() -> String {
+    let mut out = String::new();
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
 }
 
 impl AppState {
-    pub fn new(runtime: Arc<MediaRuntime>) -> Self {
-        AppState { runtime }
+    /// Must be called inside a tokio runtime: it starts the notification/webhook tasks.
+    pub fn new(runtime: Arc<MediaRuntime>, config: ControlConfig) -> AppState {
+        let dev_key =
+            (config.auth.mode == AuthMode::Dev && config.auth.keys.is_empty()).then(|| ApiKey {
+                id: "dev".into(),
+                secret: random_secret(),
+            });
+        let mut keys = config.auth.keys.clone();
+        keys.extend(dev_key.clone());
+        let mut auth = config.auth.clone();
+        auth.keys = keys.clone();
+        let config = ControlConfig { auth, ..config };
+        let metrics = Arc::new(Metrics::new());
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        if let Some(notifications) = runtime.take_notifications() {
+            let secret = if config.webhooks.secret.is_empty() {
+                keys.first().map(|k| k.secret.clone()).unwrap_or_default()
+            } else {
+                config.webhooks.secret.clone()
+            };
+            webhooks::spawn_notifications(
+                notifications,
+                config.webhooks.clone(),
+                secret,
+                http.clone(),
+                metrics.clone(),
+            );
+        }
+        let (drain, _) = watch::channel(None);
+        AppState {
+            inner: Arc::new(Inner {
+                join_rate: JoinRate::new(config.limits.joins_per_ip_per_minute),
+                runtime,
+                config,
+                keys,
+                dev_key,
+                metrics,
+                http,
+                draining: AtomicBool::new(false),
+                drain_timeout: Mutex::new(Duration::from_secs(30)),
+                drain,
+                joined: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The key generated for dev mode (no keys configured): print it so the admin API and
+    /// credentials can be tried.
+    pub fn dev_key(&self) -> Option<ApiKey> {
+        self.inner.dev_key.clone()
+    }
+
+    pub fn runtime(&self) -> &Arc<MediaRuntime> {
+        &self.inner.runtime
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn config(&self) -> &ControlConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn keys(&self) -> &[ApiKey] {
+        &self.inner.keys
+    }
+
+    /// How long clients are told they have when a drain starts.
+    pub fn set_drain_timeout(&self, timeout: Duration) {
+        *self.inner.drain_timeout.lock() = timeout;
+    }
+
+    /// Stop taking joins, turn `/readyz` to 503, and tell every connected client.
+    pub fn begin_drain(&self) {
+        if self.inner.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let deadline = self.inner.drain_timeout.lock().as_millis() as u64;
+        self.inner.drain.send_replace(Some(deadline));
+        tracing::info!(deadline_ms = deadline, "draining: no new joins");
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Signalling sessions currently in a room.
+    pub fn joined_participants(&self) -> usize {
+        self.inner.joined.load(Ordering::SeqCst)
     }
 }
 
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
         .route("/v1/ws", get(signalling))
+        .merge(admin::router())
         .merge(web::router())
         .with_state(state)
 }
 
 /// Serve `app` on an already bound listener until `shutdown` completes and every connection
-/// has closed.
+/// has closed. Peer addresses are recorded for per-address join limits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn signalling(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.inner.metrics.render(&state.inner.runtime);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn signalling(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> impl IntoResponse {
+    let remote = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state))
+        .on_upgrade(move |socket| session::run(socket, state, remote))
 }

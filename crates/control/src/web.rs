@@ -24,9 +24,18 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/demo.js", get(|| async { asset("text/javascript; charset=utf-8", DEMO_JS) }))
-        .route("/demo.css", get(|| async { asset("text/css; charset=utf-8", DEMO_CSS) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/demo.js",
+            get(|| async { asset("text/javascript; charset=utf-8", DEMO_JS) }),
+        )
+        .route(
+            "/demo.css",
+            get(|| async { asset("text/css; charset=utf-8", DEMO_CSS) }),
+        )
         .route(
             "/sdk/switchboard.js",
             get(|| async { asset("text/javascript; charset=utf-8", SDK_JS) }),

@@ -6,6 +6,7 @@
 //! to send, signalling messages and the next wake-up time come out of [`Shard::poll_output`].
 //! See `docs/architecture.md` for the path of one packet.
 
+mod admin;
 mod forward;
 mod hash;
 mod ids;
@@ -17,6 +18,7 @@ mod shard;
 mod stats;
 mod stun;
 
+pub use admin::{AdminAction, AdminReply, Notification};
 pub use forward::{Decision, DropReason, Forwarder, OutCodec, PacketMeta};
 pub use ids::{ParticipantId, TrackKey};
 pub use keyframe::KeyframeThrottle;

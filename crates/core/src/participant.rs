@@ -132,6 +132,8 @@ pub(crate) struct Participant {
     pub disconnected_since: Option<Instant>,
     /// Counter for slot stream ids and forwarder seeds.
     pub slot_counter: u64,
+    /// Last cumulative (NACK, keyframe request) counts per (mid, egress) from str0m's stats.
+    pub feedback: FastMap<(Mid, bool), (u64, u64)>,
 }
 
 impl Participant {
@@ -150,6 +152,15 @@ impl Participant {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Turn str0m's cumulative per-stream counters into increments since the last report.
+    pub fn feedback_delta(&mut self, mid: Mid, egress: bool, nacks: u64, plis: u64) -> (u64, u64) {
+        let last = self
+            .feedback
+            .insert((mid, egress), (nacks, plis))
+            .unwrap_or((0, 0));
+        (nacks.saturating_sub(last.0), plis.saturating_sub(last.1))
     }
 
     pub fn slot_by_mid(&self, mid: Mid) -> Option<usize> {

@@ -59,6 +59,8 @@ impl RtcTemplate {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            // Per-stream NACK/PLI counters for metrics; one snapshot a second is cheap.
+            .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .set_dtls_cert(cert);
         Ok(RtcTemplate { config })
     }

@@ -22,11 +22,13 @@ use str0m::media::{Direction, KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState};
+use switchboard_protocol::webhook::WebhookEvent;
 use switchboard_protocol::{
     ErrorCode, LeaveReason, MediaKind, PeerInfo, ServerMessage, TrackInfo, PROTOCOL_VERSION,
 };
 use tracing::{debug, info, warn};
 
+use crate::admin::{AdminAction, AdminReply, Notification};
 use crate::forward::{Decision, DropReason, PacketMeta};
 use crate::hash::FastMap;
 use crate::ids::{ParticipantId, TrackKey};
@@ -53,6 +55,8 @@ pub struct ShardConfig {
     pub connect_timeout: Duration,
     /// A participant whose ICE stays disconnected this long is removed.
     pub disconnect_grace: Duration,
+    /// Joins beyond this many members are refused with `roomFull`; 0 = unlimited.
+    pub max_participants_per_room: usize,
 }
 
 impl ShardConfig {
@@ -62,6 +66,7 @@ impl ShardConfig {
             keyframe_interval: Duration::from_millis(300),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
+            max_participants_per_room: 0,
         }
     }
 }
@@ -93,6 +98,14 @@ pub enum Command {
         participant: ParticipantId,
         reason: LeaveReason,
     },
+    /// A data message from a participant to its room (or to one peer in it).
+    Message {
+        participant: ParticipantId,
+        to: Option<String>,
+        data: serde_json::Value,
+    },
+    /// An operator request, answered by `Output::Reply` with the same `id`.
+    Admin { id: u64, action: AdminAction },
 }
 
 #[derive(Debug)]
@@ -126,30 +139,36 @@ pub enum Output {
         participant: ParticipantId,
         reason: Option<LeaveReason>,
     },
+    /// The answer to `Command::Admin { id, .. }`.
+    Reply { id: u64, reply: AdminReply },
+    /// Something the application (webhooks) or the metrics may want to know.
+    Notify(Notification),
     /// Call `handle_input(Input::Timeout(..))` at this time at the latest.
     Timeout(Instant),
 }
 
 /// A published track and who receives it: the fan-out map's entry.
 #[derive(Debug)]
-struct Track {
-    track_id: String,
-    kind: MediaKind,
-    publisher_peer: String,
+pub(crate) struct Track {
+    pub track_id: String,
+    pub kind: MediaKind,
+    pub publisher_peer: String,
     /// The publisher's negotiated codecs, to map its PTs to each subscriber's.
     params: Vec<PayloadParams>,
     /// (subscriber, slot index) pairs.
-    subscribers: Vec<(ParticipantId, usize)>,
+    pub subscribers: Vec<(ParticipantId, usize)>,
     keyframe: KeyframeThrottle,
+    /// Muted by an operator: not forwarded.
+    pub muted: bool,
     /// The simulcast layer forwarded (`Some(None)` for plain streams); chosen by the first
     /// packet. Layer switching by bandwidth is not built yet.
     layer: Option<Option<Rid>>,
 }
 
 #[derive(Debug, Default)]
-struct Room {
-    members: Vec<ParticipantId>,
-    tracks: Vec<TrackKey>,
+pub(crate) struct Room {
+    pub members: Vec<ParticipantId>,
+    pub tracks: Vec<TrackKey>,
 }
 
 /// Work found while draining one `Rtc` that touches other participants.
@@ -176,22 +195,23 @@ enum Work {
         direction: Direction,
     },
     Closed(ParticipantId),
+    Connected(ParticipantId),
 }
 
 #[derive(Debug)]
 pub struct Shard {
-    config: ShardConfig,
-    participants: FastMap<ParticipantId, Participant>,
-    rooms: HashMap<String, Room>,
-    tracks: FastMap<TrackKey, Track>,
+    pub(crate) config: ShardConfig,
+    pub(crate) participants: FastMap<ParticipantId, Participant>,
+    pub(crate) rooms: HashMap<String, Room>,
+    pub(crate) tracks: FastMap<TrackKey, Track>,
     by_addr: FastMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     dirty: Vec<ParticipantId>,
     keyframe_pending: Vec<TrackKey>,
-    outputs: VecDeque<Output>,
+    pub(crate) outputs: VecDeque<Output>,
     work: Vec<Work>,
-    now: Instant,
+    pub(crate) now: Instant,
     next_housekeeping: Instant,
     stats: ShardStats,
 }
@@ -524,6 +544,16 @@ impl Shard {
                         direction,
                     } => self.media_direction(participant, mid, None, direction),
                     Work::Closed(pid) => self.remove(pid, Some(LeaveReason::TransportClosed)),
+                    Work::Connected(pid) => {
+                        if let Some(p) = self.participants.get(&pid) {
+                            let note = Notification::Connected {
+                                room: p.room.clone(),
+                                peer_id: p.peer_id.clone(),
+                                after: self.now.saturating_duration_since(p.joined_at),
+                            };
+                            self.outputs.push_back(Output::Notify(note));
+                        }
+                    }
                 }
             }
         }
@@ -536,6 +566,10 @@ impl Shard {
             self.stats.dropped_unrouted += 1;
             return;
         };
+        if track.muted {
+            self.stats.dropped_muted += 1;
+            return;
+        }
         match track.layer {
             None => track.layer = Some(rid),
             Some(layer) if layer != rid => {
@@ -611,7 +645,7 @@ impl Shard {
         }
     }
 
-    fn request_keyframe(&mut self, key: TrackKey, kind: KeyframeRequestKind) {
+    pub(crate) fn request_keyframe(&mut self, key: TrackKey, kind: KeyframeRequestKind) {
         let now = self.now;
         let Some(track) = self.tracks.get_mut(&key) else {
             return;
@@ -762,9 +796,16 @@ impl Shard {
             subscribers: Vec::new(),
             keyframe: KeyframeThrottle::new(self.config.keyframe_interval),
             layer: None,
+            muted: false,
         };
         let room_name = p.room.clone();
         info!(participant = %pid, room = %room_name, track = %track_id, ?kind, "track published");
+        self.notify(WebhookEvent::TrackPublished {
+            room: room_name.clone(),
+            peer_id: track.publisher_peer.clone(),
+            track_id: track_id.clone(),
+            kind,
+        });
         self.tracks.insert(key, track);
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
@@ -794,6 +835,11 @@ impl Shard {
             }
             None => return,
         };
+        self.notify(WebhookEvent::TrackUnpublished {
+            room: room_name.clone(),
+            peer_id: track.publisher_peer.clone(),
+            track_id: track.track_id.clone(),
+        });
         let mut affected = Vec::new();
         for (sid, idx) in track.subscribers {
             let Some(sub) = self.participants.get_mut(&sid) else {
@@ -869,6 +915,7 @@ impl Shard {
             track: TrackInfo {
                 track_id: track.track_id.clone(),
                 kind: track.kind,
+                muted: track.muted,
             },
             peer_id: track.publisher_peer.clone(),
             mid: slot.mid.to_string(),
@@ -970,17 +1017,31 @@ impl Shard {
                 participant,
                 reason,
             } => self.remove(participant, Some(reason)),
+            Command::Message {
+                participant,
+                to,
+                data,
+            } => self.participant_message(participant, to, data),
+            Command::Admin { id, action } => {
+                let reply = self.admin(action);
+                self.outputs.push_back(Output::Reply { id, reply });
+            }
         }
     }
 
-    fn signal(&mut self, participant: ParticipantId, message: ServerMessage) {
+    pub(crate) fn notify(&mut self, event: WebhookEvent) {
+        self.outputs
+            .push_back(Output::Notify(Notification::Event(event)));
+    }
+
+    pub(crate) fn signal(&mut self, participant: ParticipantId, message: ServerMessage) {
         self.outputs.push_back(Output::Signal {
             participant,
             message,
         });
     }
 
-    fn peer_info(&self, pid: ParticipantId) -> Option<PeerInfo> {
+    pub(crate) fn peer_info(&self, pid: ParticipantId) -> Option<PeerInfo> {
         let p = self.participants.get(&pid)?;
         let tracks = p
             .published
@@ -994,6 +1055,7 @@ impl Shard {
                     .map(|t| TrackInfo {
                         track_id: t.track_id.clone(),
                         kind: t.kind,
+                        muted: t.muted,
                     })
             })
             .collect();
@@ -1020,15 +1082,27 @@ impl Shard {
                         .is_some_and(|p| p.peer_id == peer_id)
                 })
             });
-        if taken {
-            self.signal(
-                pid,
-                error(
-                    ErrorCode::PeerIdTaken,
-                    format!("peer id {peer_id:?} is already in room {room:?}"),
-                    "join",
-                ),
-            );
+        let limit = self.config.max_participants_per_room;
+        let full = limit > 0
+            && self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.members.len() >= limit);
+        let refusal = if taken {
+            Some((
+                ErrorCode::PeerIdTaken,
+                format!("peer id {peer_id:?} is already in room {room:?}"),
+            ))
+        } else if full {
+            Some((
+                ErrorCode::RoomFull,
+                format!("room {room:?} has reached its limit of {limit} participants"),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            self.signal(pid, error(code, message, "join"));
             self.outputs.push_back(Output::Removed {
                 participant: pid,
                 reason: None,
@@ -1065,9 +1139,18 @@ impl Shard {
             connected: false,
             disconnected_since: None,
             slot_counter: 0,
+            feedback: FastMap::default(),
         };
         self.participants.insert(pid, participant);
         self.by_ufrag.insert(new.ufrag, pid);
+        if !self.rooms.contains_key(&room) {
+            self.notify(WebhookEvent::RoomStarted { room: room.clone() });
+        }
+        self.notify(WebhookEvent::ParticipantJoined {
+            room: room.clone(),
+            peer_id: peer_id.clone(),
+            name: name.clone(),
+        });
         let room_state = self.rooms.entry(room.clone()).or_default();
         let others = room_state.members.clone();
         room_state.members.push(pid);
@@ -1107,6 +1190,35 @@ impl Shard {
         self.drain_now(pid);
     }
 
+    /// Forget the slots of a server offer that will never be answered. Subscriptions name slots
+    /// by index, and offered slots can sit before negotiated ones (a client `recvonly` m-line
+    /// becomes a slot after a server offer was made), so the survivors' subscriptions are
+    /// renumbered.
+    fn drop_offered_slots(&mut self, pid: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&pid) else {
+            return;
+        };
+        let mut moved = Vec::new();
+        let mut next = 0;
+        for (old, slot) in p.slots.iter().enumerate() {
+            if slot.state == SlotState::Offered {
+                continue;
+            }
+            if let (true, Some(key)) = (old != next, slot.source) {
+                moved.push((key, old, next));
+            }
+            next += 1;
+        }
+        p.slots.retain(|s| s.state != SlotState::Offered);
+        for (key, old, new) in moved {
+            if let Some(track) = self.tracks.get_mut(&key) {
+                for sub in track.subscribers.iter_mut().filter(|s| **s == (pid, old)) {
+                    sub.1 = new;
+                }
+            }
+        }
+    }
+
     fn offer(&mut self, pid: ParticipantId, sdp: &str) {
         let Some(p) = self.participants.get_mut(&pid) else {
             return;
@@ -1128,8 +1240,11 @@ impl Shard {
         let first = matches!(p.negotiation, Negotiation::AwaitingFirstOffer);
         if matches!(p.negotiation, Negotiation::ServerOffer(_)) {
             // Glare: the client's offer wins; ours is rolled back by str0m and re-made later.
-            p.slots.retain(|s| s.state != SlotState::Offered);
+            self.drop_offered_slots(pid);
         }
+        let Some(p) = self.participants.get_mut(&pid) else {
+            return;
+        };
         let result = p.rtc.sdp_api().accept_offer(offer);
         match result {
             Ok(answer) => {
@@ -1207,7 +1322,7 @@ impl Shard {
             }
             Err(message) => {
                 // The offer is void; its slots never existed. Offer again below.
-                p.slots.retain(|s| s.state != SlotState::Offered);
+                self.drop_offered_slots(pid);
                 self.signal(pid, error(ErrorCode::BadSdp, message, "answer"));
             }
         }
@@ -1243,7 +1358,7 @@ impl Shard {
 
     /// Take a participant out: its tracks end for everyone, its subscriptions go, the room
     /// hears it left, and the demux forgets its addresses.
-    fn remove(&mut self, pid: ParticipantId, reason: Option<LeaveReason>) {
+    pub(crate) fn remove(&mut self, pid: ParticipantId, reason: Option<LeaveReason>) {
         let Some(published) = self.participants.get(&pid).map(|p| p.published.clone()) else {
             return;
         };
@@ -1263,12 +1378,22 @@ impl Shard {
                 }
             }
         }
+        if let Some(reason) = reason {
+            self.notify(WebhookEvent::ParticipantLeft {
+                room: p.room.clone(),
+                peer_id: p.peer_id.clone(),
+                reason,
+            });
+        }
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| *m != pid);
             let others = room.members.clone();
             if others.is_empty() {
                 self.rooms.remove(&p.room);
                 info!(room = %p.room, "room closed");
+                self.notify(WebhookEvent::RoomFinished {
+                    room: p.room.clone(),
+                });
             }
             for other in others {
                 self.signal(
@@ -1380,7 +1505,17 @@ fn on_event(
         }),
         Event::Connected => {
             p.connected = true;
-            info!(participant = %p.id, "media connected");
+            info!(participant = %p.id, room = %p.room, peer_id = %p.peer_id, "media connected");
+            work.push(Work::Connected(p.id));
+        }
+        Event::MediaEgressStats(s) => {
+            let (nacks, plis) = p.feedback_delta(s.mid, true, s.nacks, s.plis + s.firs);
+            stats.nacks_received += nacks;
+            stats.keyframe_requests_received += plis;
+        }
+        Event::MediaIngressStats(s) => {
+            let (nacks, _) = p.feedback_delta(s.mid, false, s.nacks, 0);
+            stats.nacks_sent += nacks;
         }
         Event::IceConnectionStateChange(state) => {
             debug!(participant = %p.id, ?state, "ICE state");

@@ -28,6 +28,13 @@ pub struct ShardStats {
     pub dropped_no_codec: u64,
     /// RTP on an m-line that is not a published track (or a simulcast layer not forwarded).
     pub dropped_unrouted: u64,
+    /// Packets of operator-muted tracks not forwarded.
+    pub dropped_muted: u64,
+    /// NACKs received from subscribers (answered from str0m's RTX cache) and sent to publishers.
+    pub nacks_received: u64,
+    pub nacks_sent: u64,
+    /// Keyframe requests (PLI/FIR) received from subscribers.
+    pub keyframe_requests_received: u64,
     /// Keyframe requests (PLI/FIR) sent to publishers, and those coalesced away.
     pub keyframe_requests_sent: u64,
     pub keyframe_requests_coalesced: u64,
@@ -57,6 +64,10 @@ impl ShardStats {
             t.dropped_before_switch += s.dropped_before_switch;
             t.dropped_no_codec += s.dropped_no_codec;
             t.dropped_unrouted += s.dropped_unrouted;
+            t.dropped_muted += s.dropped_muted;
+            t.nacks_received += s.nacks_received;
+            t.nacks_sent += s.nacks_sent;
+            t.keyframe_requests_received += s.keyframe_requests_received;
             t.keyframe_requests_sent += s.keyframe_requests_sent;
             t.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
             t.participant_failures += s.participant_failures;

@@ -5,7 +5,9 @@
 //! single source of truth for this format: the golden fixtures in `tests/fixtures/` pin it, and
 //! `docs/protocol.md` documents it for people writing clients in other languages.
 
+pub mod admin;
 mod names;
+pub mod webhook;
 
 pub use names::{validate_display_name, validate_peer_id, validate_room_name, NameError};
 
@@ -35,6 +37,9 @@ pub enum ClientMessage {
         /// Room mode; only `sfu` exists today.
         #[serde(default)]
         mode: RoomMode,
+        /// Proof from the application that this peer id may join (see `docs/operations.md`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<Credential>,
     },
     /// An SDP offer from the client (its first offer, or a renegotiation it starts).
     Offer { sdp: String },
@@ -51,6 +56,27 @@ pub enum ClientMessage {
     },
     /// Leave the room; the server replies with [`ServerMessage::Left`] and closes.
     Leave {},
+    /// Replace the credential before it expires; answered by `credentialUpdated` or an error.
+    UpdateCredential { credential: Credential },
+    /// A data message to everyone else in the room, or to one peer (`to`).
+    #[serde(rename_all = "camelCase")]
+    Message {
+        data: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+}
+
+/// The ECLWebRTC-style credential an application server mints for one peer id:
+/// `authToken = base64(HMAC-SHA256(secret, "<timestamp>:<ttl>:<peerId>"))`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    /// Unix time (seconds) when the credential was minted.
+    pub timestamp: u64,
+    /// Lifetime in seconds from `timestamp`.
+    pub ttl: u64,
+    pub auth_token: String,
 }
 
 impl ClientMessage {
@@ -62,6 +88,8 @@ impl ClientMessage {
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Leave {} => "leave",
+            ClientMessage::UpdateCredential { .. } => "updateCredential",
+            ClientMessage::Message { .. } => "message",
         }
     }
 }
@@ -123,6 +151,26 @@ pub enum ServerMessage {
     },
     /// The server ended this participant's session; the WebSocket closes after it.
     Left { reason: LeaveReason },
+    /// The credential was replaced; the session now lasts until `expiresAt` (Unix seconds).
+    #[serde(rename_all = "camelCase")]
+    CredentialUpdated { expires_at: u64 },
+    /// A data message from another peer (`from`), or from the server's admin API (`from` absent).
+    Message {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        data: serde_json::Value,
+    },
+    /// An operator muted or unmuted a track: the server stops (or resumes) forwarding it.
+    #[serde(rename_all = "camelCase")]
+    TrackMuted {
+        track_id: String,
+        peer_id: String,
+        muted: bool,
+    },
+    /// The server is shutting down: finish up; sessions still open after `deadlineMs`
+    /// (milliseconds from now) are closed with `serverShutdown`.
+    #[serde(rename_all = "camelCase")]
+    Draining { deadline_ms: u64 },
     /// A request was refused, or something went wrong for this participant only.
     Error {
         code: ErrorCode,
@@ -148,6 +196,13 @@ pub struct PeerInfo {
 pub struct TrackInfo {
     pub track_id: String,
     pub kind: MediaKind,
+    /// Muted by an operator (not forwarded); omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub muted: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -171,6 +226,12 @@ pub enum LeaveReason {
     TooSlow,
     /// The server is shutting down.
     ServerShutdown,
+    /// An operator removed this participant (admin API).
+    Kicked,
+    /// An operator closed the room.
+    RoomClosed,
+    /// The credential expired and was not renewed with `updateCredential`.
+    CredentialExpired,
 }
 
 /// What went wrong, so a client can decide what to do without parsing `message`.
@@ -201,6 +262,26 @@ pub enum ErrorCode {
     BadCandidate,
     /// The server cannot take this request now (a media shard is saturated); retry later.
     ServerBusy,
+    /// The server requires a credential with `join` and none was given.
+    CredentialRequired,
+    /// The credential is malformed, forged, for another peer id, or for no known key.
+    CredentialInvalid,
+    /// The credential's lifetime is over (or `updateCredential` came too late): mint a new one.
+    CredentialExpired,
+    /// The credential's timestamp is in the future beyond the allowed clock skew: check clocks.
+    CredentialFuture,
+    /// The application's admission check refused (or could not be reached for) this join.
+    AdmissionDenied,
+    /// The room has reached its participant limit.
+    RoomFull,
+    /// The server has reached its room limit; this join would create a new room.
+    TooManyRooms,
+    /// Too many joins from this address; wait a minute.
+    RateLimited,
+    /// The server is draining for a restart and takes no new joins; reconnect shortly.
+    Draining,
+    /// A `message` named a `to` peer that is not in the room.
+    UnknownPeer,
     /// A server fault; the session may continue, report it if it repeats.
     Internal,
 }
@@ -217,6 +298,7 @@ mod tests {
                 name: None,
                 peer_id: None,
                 mode: RoomMode::Sfu,
+                credential: None,
             },
             ClientMessage::Offer { sdp: "x".into() },
             ClientMessage::Answer { sdp: "x".into() },
@@ -226,6 +308,17 @@ mod tests {
                 sdp_m_line_index: None,
             },
             ClientMessage::Leave {},
+            ClientMessage::UpdateCredential {
+                credential: Credential {
+                    timestamp: 1,
+                    ttl: 2,
+                    auth_token: "x".into(),
+                },
+            },
+            ClientMessage::Message {
+                data: serde_json::json!({"hello": 1}),
+                to: None,
+            },
         ];
         for msg in all {
             let json = serde_json::to_value(&msg).expect("serializable");

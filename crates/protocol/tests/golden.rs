@@ -31,7 +31,11 @@ fn check_server(path: &str, expected: ServerMessage) {
     let json = fixture(path);
     let parsed: ServerMessage = serde_json::from_value(json.clone()).expect("fixture parses");
     assert_eq!(parsed, expected, "{path}");
-    assert_eq!(serde_json::to_value(&expected).expect("serializes"), json, "{path}");
+    assert_eq!(
+        serde_json::to_value(&expected).expect("serializes"),
+        json,
+        "{path}"
+    );
 }
 
 fn sdp(origin: &str) -> String {
@@ -47,6 +51,7 @@ fn client_messages() {
             name: Some("Ada Lovelace".into()),
             peer_id: Some("ada".into()),
             mode: RoomMode::Sfu,
+            credential: None,
         },
     );
     check_client(
@@ -56,10 +61,17 @@ fn client_messages() {
             name: None,
             peer_id: None,
             mode: RoomMode::Sfu,
+            credential: None,
         },
     );
-    check_client("client/offer.json", ClientMessage::Offer { sdp: sdp("1 1") });
-    check_client("client/answer.json", ClientMessage::Answer { sdp: sdp("2 1") });
+    check_client(
+        "client/offer.json",
+        ClientMessage::Offer { sdp: sdp("1 1") },
+    );
+    check_client(
+        "client/answer.json",
+        ClientMessage::Answer { sdp: sdp("2 1") },
+    );
     check_client(
         "client/candidate.json",
         ClientMessage::Candidate {
@@ -77,15 +89,51 @@ fn client_messages() {
         },
     );
     check_client("client/leave.json", ClientMessage::Leave {});
+    check_client(
+        "client/join_with_credential.json",
+        ClientMessage::Join {
+            room: "standup".into(),
+            name: None,
+            peer_id: Some("ada".into()),
+            mode: RoomMode::Sfu,
+            credential: Some(Credential {
+                timestamp: 1_700_000_000,
+                ttl: 3600,
+                auth_token: "uVuiQNsH1nseYIKg64+Q2MI+2l6vDejbN+0LA8Qcgog=".into(),
+            }),
+        },
+    );
+    check_client(
+        "client/update_credential.json",
+        ClientMessage::UpdateCredential {
+            credential: Credential {
+                timestamp: 1_700_003_000,
+                ttl: 3600,
+                auth_token: "c2lnbmF0dXJl".into(),
+            },
+        },
+    );
+    check_client(
+        "client/message.json",
+        ClientMessage::Message {
+            data: serde_json::json!({"chat": "hello"}),
+            to: Some("grace".into()),
+        },
+    );
 }
 
 #[test]
 fn join_without_mode_means_sfu_and_extra_fields_are_tolerated() {
-    let msg: ClientMessage = serde_json::from_str(
-        r#"{"type":"join","room":"r","credential":{"ttl":60},"myAppField":1}"#,
-    )
-    .expect("unknown fields are ignored, for forward compatibility");
-    assert!(matches!(msg, ClientMessage::Join { mode: RoomMode::Sfu, .. }));
+    let msg: ClientMessage =
+        serde_json::from_str(r#"{"type":"join","room":"r","ticket":{"ttl":60},"myAppField":1}"#)
+            .expect("unknown fields are ignored, for forward compatibility");
+    assert!(matches!(
+        msg,
+        ClientMessage::Join {
+            mode: RoomMode::Sfu,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -103,17 +151,25 @@ fn server_messages() {
                     TrackInfo {
                         track_id: "grace:0".into(),
                         kind: MediaKind::Audio,
+                        muted: false,
                     },
                     TrackInfo {
                         track_id: "grace:1".into(),
                         kind: MediaKind::Video,
+                        muted: false,
                     },
                 ],
             }],
         },
     );
-    check_server("server/answer.json", ServerMessage::Answer { sdp: sdp("3 1") });
-    check_server("server/offer.json", ServerMessage::Offer { sdp: sdp("3 2") });
+    check_server(
+        "server/answer.json",
+        ServerMessage::Answer { sdp: sdp("3 1") },
+    );
+    check_server(
+        "server/offer.json",
+        ServerMessage::Offer { sdp: sdp("3 2") },
+    );
     check_server(
         "server/candidate.json",
         ServerMessage::Candidate {
@@ -144,6 +200,7 @@ fn server_messages() {
             track: TrackInfo {
                 track_id: "grace:1".into(),
                 kind: MediaKind::Video,
+                muted: false,
             },
             peer_id: "grace".into(),
             mid: "3".into(),
@@ -163,6 +220,31 @@ fn server_messages() {
         ServerMessage::Left {
             reason: LeaveReason::TransportClosed,
         },
+    );
+    check_server(
+        "server/credential_updated.json",
+        ServerMessage::CredentialUpdated {
+            expires_at: 1_700_006_600,
+        },
+    );
+    check_server(
+        "server/message.json",
+        ServerMessage::Message {
+            from: Some("grace".into()),
+            data: serde_json::json!({"chat": "hi"}),
+        },
+    );
+    check_server(
+        "server/track_muted.json",
+        ServerMessage::TrackMuted {
+            track_id: "grace:1".into(),
+            peer_id: "grace".into(),
+            muted: true,
+        },
+    );
+    check_server(
+        "server/draining.json",
+        ServerMessage::Draining { deadline_ms: 30000 },
     );
     check_server(
         "server/error.json",

@@ -20,6 +20,8 @@ pub struct RuntimeConfig {
     pub keyframe_interval: Duration,
     pub connect_timeout: Duration,
     pub disconnect_grace: Duration,
+    /// Joins beyond this many members of a room are refused; 0 = unlimited.
+    pub max_participants_per_room: usize,
 }
 
 impl RuntimeConfig {
@@ -35,6 +37,7 @@ impl RuntimeConfig {
             keyframe_interval: Duration::from_millis(300),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
+            max_participants_per_room: 0,
         }
     }
 

@@ -15,12 +15,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use switchboard_core::{Command, NewRtc, ParticipantId, RtcSetupError, RtcTemplate, ShardStats};
+use switchboard_core::{
+    AdminAction, AdminReply, Command, NewRtc, Notification, ParticipantId, RtcSetupError,
+    RtcTemplate, ShardStats,
+};
 use switchboard_protocol::{LeaveReason, ServerMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use config::{parse_port_list, PortListError, RuntimeConfig};
 use placement::Placement;
@@ -75,8 +79,15 @@ pub(crate) enum ShardMessage {
         events: mpsc::Sender<ParticipantEvent>,
     },
     Command(Command),
+    Admin {
+        action: AdminAction,
+        reply: oneshot::Sender<AdminReply>,
+    },
     Shutdown,
 }
+
+/// Notifications (webhook events, connect times) waiting for the control plane.
+const NOTIFICATION_QUEUE: usize = 16_384;
 
 #[derive(Debug)]
 struct ShardHandle {
@@ -84,6 +95,8 @@ struct ShardHandle {
     advertised: SocketAddr,
     local: SocketAddr,
     stats: Arc<Mutex<ShardStats>>,
+    /// Nanoseconds the shard thread spent working (not waiting).
+    busy_ns: Arc<AtomicU64>,
 }
 
 /// The running media plane. Cheap to share behind an `Arc`.
@@ -94,6 +107,8 @@ pub struct MediaRuntime {
     template: RtcTemplate,
     placement: Placement,
     next_participant: AtomicU64,
+    notifications: Mutex<Option<mpsc::Receiver<Notification>>>,
+    notifications_dropped: Arc<AtomicU64>,
 }
 
 impl MediaRuntime {
@@ -102,6 +117,8 @@ impl MediaRuntime {
         let template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
         let shard_count = config.shards.max(1);
         let mut ports = config.ports.iter().copied();
+        let (notify_tx, notify_rx) = mpsc::channel(NOTIFICATION_QUEUE);
+        let notifications_dropped = Arc::new(AtomicU64::new(0));
         let mut shards = Vec::with_capacity(shard_count);
         let mut threads = Vec::with_capacity(shard_count);
         for index in 0..shard_count {
@@ -118,14 +135,26 @@ impl MediaRuntime {
             shard_config.keyframe_interval = config.keyframe_interval;
             shard_config.connect_timeout = config.connect_timeout;
             shard_config.disconnect_grace = config.disconnect_grace;
-            let thread = shard_thread::spawn(index, socket, shard_config, rx, stats.clone())
-                .map_err(RuntimeError::Thread)?;
+            shard_config.max_participants_per_room = config.max_participants_per_room;
+            let busy_ns = Arc::new(AtomicU64::new(0));
+            let thread = shard_thread::spawn(shard_thread::Spawn {
+                index,
+                socket,
+                config: shard_config,
+                commands: rx,
+                stats: stats.clone(),
+                busy_ns: busy_ns.clone(),
+                notifications: notify_tx.clone(),
+                notifications_dropped: notifications_dropped.clone(),
+            })
+            .map_err(RuntimeError::Thread)?;
             tracing::info!(shard = index, %local, %advertised, "media shard listening");
             shards.push(ShardHandle {
                 commands: tx,
                 advertised,
                 local,
                 stats,
+                busy_ns,
             });
             threads.push(thread);
         }
@@ -135,6 +164,8 @@ impl MediaRuntime {
             template,
             placement: Placement::new(shard_count),
             next_participant: AtomicU64::new(1),
+            notifications: Mutex::new(Some(notify_rx)),
+            notifications_dropped,
         })
     }
 
@@ -196,6 +227,46 @@ impl MediaRuntime {
             mpsc::error::TrySendError::Full(_) => RuntimeError::Busy,
             mpsc::error::TrySendError::Closed(_) => RuntimeError::Stopped,
         })
+    }
+
+    /// The shard hosting `room` if the room exists (has placed participants).
+    pub fn shard_of(&self, room: &str) -> Option<usize> {
+        self.placement.shard_of(room)
+    }
+
+    /// Rooms with at least one placed participant.
+    pub fn room_count(&self) -> usize {
+        self.placement.room_count()
+    }
+
+    /// Ask a shard an operator question.
+    pub async fn admin(
+        &self,
+        shard: usize,
+        action: AdminAction,
+    ) -> Result<AdminReply, RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(shard, ShardMessage::Admin { action, reply })?;
+        rx.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// The notification stream (webhook events, connect times). Taken once, by the control
+    /// plane; while nobody has taken it, shards drop notifications when the queue is full.
+    pub fn take_notifications(&self) -> Option<mpsc::Receiver<Notification>> {
+        self.notifications.lock().take()
+    }
+
+    /// Notifications lost because the queue was full.
+    pub fn notifications_dropped(&self) -> u64 {
+        self.notifications_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Time each shard thread spent working since it started.
+    pub fn busy_time(&self) -> Vec<Duration> {
+        self.shards
+            .iter()
+            .map(|s| Duration::from_nanos(s.busy_ns.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Counters of every shard, as of their last report (every ~100 ms).

@@ -50,6 +50,14 @@ impl Placement {
         shard
     }
 
+    pub fn shard_of(&self, room: &str) -> Option<usize> {
+        self.inner.lock().rooms.get(room).map(|(shard, _)| *shard)
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.inner.lock().rooms.len()
+    }
+
     pub fn release(&self, room: &str) {
         let mut inner = self.inner.lock();
         let Some((shard, count)) = inner.rooms.get_mut(room) else {

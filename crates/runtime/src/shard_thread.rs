@@ -13,10 +13,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use switchboard_core::{Command, Input, Output, ParticipantId, Shard, ShardConfig, ShardStats};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use switchboard_core::{
+    AdminAction, AdminReply, Command, Input, Notification, Output, ParticipantId, Shard,
+    ShardConfig, ShardStats,
+};
 use switchboard_protocol::LeaveReason;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::{ParticipantEvent, ShardMessage};
@@ -40,13 +45,29 @@ const COMMAND_BATCH: usize = 64;
 const MAX_DATAGRAM: usize = 2048;
 const STATS_EVERY: Duration = Duration::from_millis(100);
 
-pub(crate) fn spawn(
-    index: usize,
-    socket: std::net::UdpSocket,
-    config: ShardConfig,
-    commands: mpsc::Receiver<ShardMessage>,
-    stats: Arc<Mutex<ShardStats>>,
-) -> std::io::Result<JoinHandle<()>> {
+/// Everything a shard thread starts with.
+pub(crate) struct Spawn {
+    pub index: usize,
+    pub socket: std::net::UdpSocket,
+    pub config: ShardConfig,
+    pub commands: mpsc::Receiver<ShardMessage>,
+    pub stats: Arc<Mutex<ShardStats>>,
+    pub busy_ns: Arc<AtomicU64>,
+    pub notifications: mpsc::Sender<Notification>,
+    pub notifications_dropped: Arc<AtomicU64>,
+}
+
+pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
+    let Spawn {
+        index,
+        socket,
+        config,
+        commands,
+        stats,
+        busy_ns,
+        notifications,
+        notifications_dropped,
+    } = spawn;
     std::thread::Builder::new()
         .name(format!("shard-{index}"))
         .spawn(move || {
@@ -76,6 +97,11 @@ pub(crate) fn spawn(
                     stats,
                     next_stats: Instant::now(),
                     send_errors: 0,
+                    busy_ns,
+                    notifications,
+                    notifications_dropped,
+                    next_admin: 0,
+                    admin: HashMap::new(),
                 };
                 worker.run(commands).await;
             });
@@ -90,13 +116,22 @@ struct Worker {
     stats: Arc<Mutex<ShardStats>>,
     next_stats: Instant,
     send_errors: u64,
+    busy_ns: Arc<AtomicU64>,
+    notifications: mpsc::Sender<Notification>,
+    notifications_dropped: Arc<AtomicU64>,
+    next_admin: u64,
+    admin: HashMap<u64, oneshot::Sender<AdminReply>>,
 }
 
 impl Worker {
     async fn run(&mut self, mut commands: mpsc::Receiver<ShardMessage>) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut woke = Instant::now();
         loop {
             let deadline = self.flush();
+            let busy = woke.elapsed();
+            self.busy_ns
+                .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
             let sleep = tokio::time::sleep_until(deadline.into());
             tokio::select! {
                 biased;
@@ -144,6 +179,7 @@ impl Worker {
                     self.shard.handle_input(Input::Timeout(Instant::now()));
                 }
             }
+            woke = Instant::now();
         }
         info!(shard = self.index, "shard stopping");
     }
@@ -161,6 +197,7 @@ impl Worker {
             ShardMessage::Command(command) => {
                 self.shard.handle_input(Input::Command { now, command });
             }
+            ShardMessage::Admin { action, reply } => self.admin(now, action, reply),
             ShardMessage::Shutdown => {
                 self.shard.close_all(now, LeaveReason::ServerShutdown);
                 self.flush();
@@ -168,6 +205,16 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn admin(&mut self, now: Instant, action: AdminAction, reply: oneshot::Sender<AdminReply>) {
+        let id = self.next_admin;
+        self.next_admin += 1;
+        self.admin.insert(id, reply);
+        self.shard.handle_input(Input::Command {
+            now,
+            command: Command::Admin { id, action },
+        });
     }
 
     /// Send and route everything the shard produced; return when to wake up next.
@@ -201,6 +248,16 @@ impl Worker {
                     } => {
                         if let Some(tx) = self.events.remove(&participant) {
                             deliver_removal(tx, reason);
+                        }
+                    }
+                    Output::Reply { id, reply } => {
+                        if let Some(tx) = self.admin.remove(&id) {
+                            let _ = tx.send(reply);
+                        }
+                    }
+                    Output::Notify(note) => {
+                        if self.notifications.try_send(note).is_err() {
+                            self.notifications_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Output::Timeout(at) => break at,

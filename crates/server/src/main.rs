@@ -1,30 +1,51 @@
-//! `switchboard`: the SFU server. Runs with no arguments on a loopback default config.
+//! `switchboard`: the SFU server. Runs with no arguments on a loopback default config; see
+//! `switchboard --help` and docs/operations.md.
 
 mod config;
+mod shutdown;
+mod tls;
 
+use std::future::Future;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
 use switchboard_control::{serve, AppState};
 use switchboard_runtime::MediaRuntime;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use config::Config;
+use config::{Command, Config, LoadError};
+use shutdown::Signals;
 
-fn main() -> std::process::ExitCode {
-    let config = Config::parse();
+/// After the sessions are closed, open HTTP connections get this long to finish.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let config = match config::load(std::env::args_os()) {
+        Ok(Command::Run(config)) => *config,
+        Ok(Command::Print(toml)) => {
+            print!("{toml}");
+            return ExitCode::SUCCESS;
+        }
+        Err(LoadError::Cli(e)) => e.exit(),
+        Err(LoadError::Invalid(e)) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(&config.log);
     match run(config) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
             eprintln!("switchboard: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
 fn init_logging(filter: &str) {
+    // The filter was validated with the rest of the config.
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -36,55 +57,96 @@ fn init_logging(filter: &str) {
 
 fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let runtime_config = config.runtime()?;
-    let http = config.http;
+    // Read the certificate before anything binds: a bad file is a startup error.
+    let tls = match config.tls() {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.control_threads.max(1))
         .thread_name("control")
         .enable_all()
         .build()?;
-    tokio.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(http)
-            .await
-            .map_err(|e| format!("cannot listen on {http}: {e}"))?;
-        let media = Arc::new(MediaRuntime::start(runtime_config)?);
-        let local = listener.local_addr()?;
-        info!(
-            http = %local,
-            shards = media.shard_count(),
-            "switchboard ready: ws://{local}/v1/ws"
-        );
-        let for_shutdown = media.clone();
-        let shutdown = async move {
-            wait_for_signal().await;
-            info!("shutting down: closing sessions");
-            // Tell every participant, stop the shards; the WebSockets then close and the HTTP
-            // server's graceful shutdown completes.
-            let _ = tokio::task::spawn_blocking(move || for_shutdown.shutdown()).await;
-        };
-        serve(listener, AppState::new(media), shutdown).await?;
-        info!("bye");
-        Ok(())
-    })
+    let result = tokio.block_on(serve_until_stopped(config, runtime_config, tls));
+    // Do not wait for stragglers (a blocking task stuck on a dead peer) forever.
+    tokio.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+async fn serve_until_stopped(
+    config: Config,
+    runtime_config: switchboard_runtime::RuntimeConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut signals = Signals::new()?;
+    let http = config.http;
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| format!("cannot listen on {http}: {e}"))?;
+    let local = listener.local_addr()?;
+    let media = Arc::new(MediaRuntime::start(runtime_config)?);
+    let state = AppState::new(media.clone(), config.control.clone());
+    // Clients are told this deadline in their `draining` notice.
+    state.set_drain_timeout(config.drain_timeout());
+
+    if let Some(key) = state.dev_key() {
+        let line = format!("dev mode: API key id={} secret={}", key.id, key.secret);
+        warn!("{line} (generated for this run; configure keys and auth.mode = \"required\" for real users)");
+        eprintln!("switchboard: {line}");
+    }
+    let (ws, web) = if tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    info!(
+        http = %local,
+        tls = tls.is_some(),
+        shards = media.shard_count(),
+        demo = %format!("{web}://{local}/"),
+        "switchboard ready: {ws}://{local}/v1/ws"
+    );
+
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let state = state.clone();
+        let media = media.clone();
+        let drain_timeout = config.drain_timeout();
+        async move {
+            let signal = signals.recv().await;
+            info!("{signal}: shutting down");
+            shutdown::drain(&state, drain_timeout, &mut signals).await;
+            // Past the drain, one more signal means "now".
+            tokio::spawn(async move {
+                let signal = signals.recv().await;
+                error!("{signal} while shutting down: exiting at once");
+                std::process::exit(1);
+            });
+            info!("closing sessions");
+            // Every remaining participant gets `left {serverShutdown}`, the shards stop; the
+            // WebSockets then close and the HTTP server's graceful shutdown completes.
+            let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
+            let _ = stopped_tx.send(());
+        }
+    };
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match tls {
+        None => Box::pin(serve(listener, state, shutdown)),
+        Some(tls) => Box::pin(tls::serve(listener, state, tls, shutdown, HTTP_GRACE)),
+    };
+    tokio::select! {
+        result = server => result?,
+        () = after_stop(stopped_rx) => {
+            warn!("HTTP connections still open {} s after shutdown; exiting", HTTP_GRACE.as_secs());
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    info!("bye");
+    Ok(())
+}
+
+/// Resolves `HTTP_GRACE` after the shutdown sequence finished (never, if it did not run).
+async fn after_stop(stopped: tokio::sync::oneshot::Receiver<()>) {
+    match stopped.await {
+        Ok(()) => tokio::time::sleep(HTTP_GRACE + Duration::from_secs(1)).await,
+        Err(_) => std::future::pending().await,
     }
 }

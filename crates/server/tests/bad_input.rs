@@ -111,10 +111,11 @@ async fn garbage_everywhere_while_a_call_goes_on() {
     ));
     ws2.send(r#"{"type":"join","room":"calm","peerId":"mallory"}"#)
         .await;
-    assert!(matches!(
-        ws2.recv().await,
-        Some(ServerMessage::Joined { .. })
-    ));
+    let reply = ws2.recv().await;
+    assert!(
+        matches!(reply, Some(ServerMessage::Joined { .. })),
+        "{reply:?}"
+    );
     assert_eq!(
         ws2.expect_error(r#"{"type":"join","room":"calm"}"#).await,
         ErrorCode::AlreadyJoined

@@ -14,6 +14,8 @@ use switchboard_protocol::{LeaveReason, ServerMessage};
 async fn starts_serves_and_drains_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["--http", "127.0.0.1:0", "--udp-ports", "0", "--shards", "1"])
+        // No waiting for participants to leave (tests/drain.rs covers the drain).
+        .args(["--drain-timeout-s", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -39,16 +41,26 @@ async fn starts_serves_and_drains_on_sigterm() {
     };
 
     let mut ws = RawWs::connect(&url).await;
-    ws.send(r#"{"type":"join","room":"bin","peerId":"solo"}"#).await;
-    assert!(matches!(ws.recv().await, Some(ServerMessage::Joined { .. })));
+    ws.send(r#"{"type":"join","room":"bin","peerId":"solo"}"#)
+        .await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Joined { .. })
+    ));
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+    // A `draining` notice may come first (or not: the drain ends at once).
+    let mut message = ws.recv().await;
+    if let Some(ServerMessage::Draining { deadline_ms }) = message {
+        assert_eq!(deadline_ms, 0);
+        message = ws.recv().await;
+    }
     assert_eq!(
-        ws.recv().await,
+        message,
         Some(ServerMessage::Left {
             reason: LeaveReason::ServerShutdown
         })

@@ -218,3 +218,27 @@ async fn keyframe_requests_reach_the_publisher_throttled() {
     );
     assert!(s.keyframe_requests > before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_peer_connection_leaves_the_room() {
+    let server = TestServer::start(1).await;
+    let alice = server.join("pc", "alice").await;
+    let bob = server.join("pc", "bob").await;
+    wait_receives(&alice, "bob", 20).await;
+    // Bob closes his PeerConnection but keeps the WebSocket open.
+    bob.close_media();
+    let s = bob
+        .wait_until("bob's session ends", WAIT, |s| s.left_reason.is_some())
+        .await
+        .expect("the server ends a session whose media connection closed");
+    assert_eq!(
+        s.left_reason,
+        Some(switchboard_loadtest::LeaveReason::TransportClosed)
+    );
+    alice
+        .wait_until("bob gone", WAIT, |s| {
+            s.peers_left.iter().any(|p| p == "bob")
+        })
+        .await
+        .expect("the others see him leave");
+}

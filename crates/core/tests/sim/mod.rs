@@ -273,6 +273,7 @@ impl Sim {
                         c.removed = Some(reason);
                     }
                 }
+                switchboard_core::Output::Reply { .. } | switchboard_core::Output::Notify(_) => {}
                 switchboard_core::Output::Timeout(at) => {
                     self.shard_deadline = at;
                     return;

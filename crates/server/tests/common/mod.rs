@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use switchboard_control::{serve, AppState};
+use switchboard_control::{serve, AppState, ControlConfig};
 use switchboard_core::ShardStats;
 use switchboard_loadtest::{Client, ClientOptions, ClientStats, MediaKind};
 use switchboard_protocol::ServerMessage;
@@ -23,20 +23,27 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub url: String,
     pub runtime: Arc<MediaRuntime>,
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
 impl TestServer {
     pub async fn start(shards: usize) -> TestServer {
+        TestServer::start_with(shards, ControlConfig::default()).await
+    }
+
+    pub async fn start_with(shards: usize, control: ControlConfig) -> TestServer {
         let mut config = RuntimeConfig::localhost(shards);
         config.ports = vec![0; shards];
+        config.max_participants_per_room = control.limits.max_participants_per_room;
         let runtime = Arc::new(MediaRuntime::start(config).expect("media runtime starts"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind http");
         let http = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(runtime.clone());
+        let state = AppState::new(runtime.clone(), control);
+        let app_state = state.clone();
         tokio::spawn(async move {
             let _ = serve(listener, state, async move {
                 let _ = rx.await;
@@ -47,6 +54,7 @@ impl TestServer {
             http,
             url: format!("ws://{http}/v1/ws"),
             runtime,
+            state: app_state,
             shutdown: Some(tx),
         }
     }
@@ -139,12 +147,21 @@ impl RawWs {
         }
     }
 
-    /// Send `text` and return the next message, which must be an error; gives its code.
+    /// Send `text` and return the error it gets (room events arriving meanwhile are skipped).
     pub async fn expect_error(&mut self, text: &str) -> switchboard_protocol::ErrorCode {
         self.send(text).await;
-        match self.recv().await {
-            Some(ServerMessage::Error { code, .. }) => code,
-            other => panic!("expected an error reply to {text:?}, got {other:?}"),
+        loop {
+            match self.recv().await {
+                Some(ServerMessage::Error { code, .. }) => return code,
+                Some(
+                    ServerMessage::PeerJoined { .. }
+                    | ServerMessage::PeerLeft { .. }
+                    | ServerMessage::TrackPublished { .. }
+                    | ServerMessage::TrackUnpublished { .. }
+                    | ServerMessage::Draining { .. },
+                ) => continue,
+                other => panic!("expected an error reply to {text:?}, got {other:?}"),
+            }
         }
     }
 }

@@ -1,0 +1,112 @@
+//! Control-plane settings: authentication, admission, webhooks, limits. The server binary
+//! fills these from its config file, environment and flags.
+
+use serde::{Deserialize, Serialize};
+
+/// How joins and the admin API are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMode {
+    /// Joins without a credential are admitted (a credential, when given, is still checked).
+    /// For trying Switchboard on one machine; never for real users.
+    Dev,
+    /// Every join needs a valid credential bound to its peer id.
+    Required,
+}
+
+/// An application's API key: `id` is public, `secret` signs credentials and admin requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub keys: Vec<ApiKey>,
+    /// Longest credential lifetime accepted (seconds).
+    pub max_ttl_s: u64,
+    /// Clock difference tolerated between the app server that minted a credential and us.
+    pub clock_skew_s: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Dev,
+            keys: Vec::new(),
+            max_ttl_s: 24 * 3600,
+            clock_skew_s: 30,
+        }
+    }
+}
+
+/// Ask the application before admitting a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct AdmissionConfig {
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+/// Signed event notifications to the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct WebhookConfig {
+    pub urls: Vec<String>,
+    /// HMAC-SHA256 key for the `X-Switchboard-Signature` header; defaults to the first API key's
+    /// secret when empty.
+    pub secret: String,
+    /// Delivery attempts per event (first try included).
+    pub max_attempts: u32,
+    /// Events waiting for delivery; beyond it new events are dropped (and counted).
+    pub queue: usize,
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            max_attempts: 6,
+            queue: 10_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct Limits {
+    /// 0 = unlimited.
+    pub max_participants_per_room: usize,
+    /// 0 = unlimited.
+    pub max_rooms: usize,
+    /// Largest signalling message accepted (bytes).
+    pub max_message_bytes: usize,
+    /// Joins one IP address may attempt per minute; 0 = unlimited.
+    pub joins_per_ip_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_participants_per_room: 100,
+            max_rooms: 0,
+            max_message_bytes: switchboard_protocol::MAX_MESSAGE_BYTES,
+            joins_per_ip_per_minute: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct ControlConfig {
+    pub auth: AuthConfig,
+    pub admission: Option<AdmissionConfig>,
+    pub webhooks: WebhookConfig,
+    pub limits: Limits,
+}

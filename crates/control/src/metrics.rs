@@ -1,0 +1,296 @@
+//! Prometheus metrics at `/metrics`.
+//!
+//! Shards keep plain counters on their own threads (`ShardStats`, copied out every ~100 ms);
+//! the packet path never touches a shared metric. A scrape folds the shards' counters into the
+//! registry; control-plane events (WebSocket connections, join outcomes, webhook deliveries,
+//! connect times) are recorded where they happen.
+
+use parking_lot::Mutex;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use switchboard_core::ShardStats;
+use switchboard_runtime::MediaRuntime;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    rooms: IntGauge,
+    participants: IntGauge,
+    tracks: IntGauge,
+    datagrams: IntCounterVec,
+    bytes: IntCounterVec,
+    rtp_received: IntCounter,
+    rtp_forwarded: IntCounter,
+    nacks: IntCounterVec,
+    keyframe_requests: IntCounterVec,
+    dropped: IntCounterVec,
+    participant_failures: IntCounter,
+    shard_busy: IntCounterVec,
+    notifications_dropped: IntCounter,
+    pub websocket_connections: IntGauge,
+    pub join_outcomes: IntCounterVec,
+    pub join_to_media: Histogram,
+    pub webhook_deliveries: IntCounterVec,
+    last: Mutex<Folded>,
+}
+
+#[derive(Debug, Default)]
+struct Folded {
+    stats: ShardStats,
+    busy_us: Vec<u64>,
+    notifications_dropped: u64,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("static metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("static metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric names are unique");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let metrics = Metrics::unlabelled();
+        // Export every label value from the start, so dashboards and alerts see zeros rather than
+        // missing series.
+        for result in ["delivered", "retried", "failed", "dropped"] {
+            metrics.webhook_deliveries.with_label_values(&[result]);
+        }
+        metrics.join_outcomes.with_label_values(&["ok"]);
+        metrics
+    }
+
+    fn unlabelled() -> Metrics {
+        let r = Registry::new();
+        let join_to_media = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_join_to_media_seconds",
+                "Time from a join reaching its shard to ICE+DTLS connected.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+        )
+        .expect("static metric definition");
+        r.register(Box::new(join_to_media.clone()))
+            .expect("metric names are unique");
+        Metrics {
+            rooms: gauge(&r, "switchboard_rooms", "Rooms with at least one participant."),
+            participants: gauge(&r, "switchboard_participants", "Participants in rooms."),
+            tracks: gauge(&r, "switchboard_tracks", "Published tracks."),
+            datagrams: counter_vec(
+                &r,
+                "switchboard_datagrams_total",
+                "UDP datagrams received (in) and sent (out) by the media shards.",
+                &["direction"],
+            ),
+            bytes: counter_vec(
+                &r,
+                "switchboard_bytes_total",
+                "UDP payload bytes received (in) and sent (out) by the media shards.",
+                &["direction"],
+            ),
+            rtp_received: counter(
+                &r,
+                "switchboard_rtp_received_total",
+                "RTP packets received from publishers.",
+            ),
+            rtp_forwarded: counter(
+                &r,
+                "switchboard_rtp_forwarded_total",
+                "RTP packets written to subscribers (one per copy).",
+            ),
+            nacks: counter_vec(
+                &r,
+                "switchboard_nacks_total",
+                "NACKs received from subscribers (received) and sent to publishers (sent).",
+                &["direction"],
+            ),
+            keyframe_requests: counter_vec(
+                &r,
+                "switchboard_keyframe_requests_total",
+                "PLI/FIR: received from subscribers, sent to publishers, coalesced by the throttle.",
+                &["kind"],
+            ),
+            dropped: counter_vec(
+                &r,
+                "switchboard_dropped_packets_total",
+                "Datagrams or RTP copies not processed or not forwarded, by reason.",
+                &["reason"],
+            ),
+            participant_failures: counter(
+                &r,
+                "switchboard_participant_failures_total",
+                "Participants removed because their media engine failed.",
+            ),
+            shard_busy: counter_vec(
+                &r,
+                "switchboard_shard_busy_microseconds_total",
+                "Time each shard's loop spent working rather than waiting.",
+                &["shard"],
+            ),
+            notifications_dropped: counter(
+                &r,
+                "switchboard_notifications_dropped_total",
+                "Shard notifications lost to a full queue (webhook events, connect times).",
+            ),
+            websocket_connections: gauge(
+                &r,
+                "switchboard_websocket_connections",
+                "Open signalling WebSockets.",
+            ),
+            join_outcomes: counter_vec(
+                &r,
+                "switchboard_joins_total",
+                "Join requests by outcome (ok or the error code).",
+                &["outcome"],
+            ),
+            join_to_media,
+            webhook_deliveries: counter_vec(
+                &r,
+                "switchboard_webhook_deliveries_total",
+                "Webhook POSTs: delivered, retried, failed after all attempts, dropped (queue full).",
+                &["result"],
+            ),
+            registry: r,
+            last: Mutex::new(Folded::default()),
+        }
+    }
+
+    /// Fold the shards' counters in and render the text exposition format.
+    pub fn render(&self, runtime: &MediaRuntime) -> String {
+        self.fold(runtime);
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+            return format!("# encoding metrics failed: {e}\n");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn fold(&self, runtime: &MediaRuntime) {
+        let now = ShardStats::sum(&runtime.stats());
+        let busy: Vec<u64> = runtime
+            .busy_time()
+            .iter()
+            .map(|d| d.as_micros() as u64)
+            .collect();
+        let dropped_notes = runtime.notifications_dropped();
+        let mut last = self.last.lock();
+        let was = last.stats;
+        let d = |new: u64, old: u64| new.saturating_sub(old);
+        self.rooms.set(now.rooms as i64);
+        self.participants.set(now.participants as i64);
+        self.tracks.set(now.tracks as i64);
+        self.datagrams
+            .with_label_values(&["in"])
+            .inc_by(d(now.datagrams_in, was.datagrams_in));
+        self.datagrams
+            .with_label_values(&["out"])
+            .inc_by(d(now.datagrams_out, was.datagrams_out));
+        self.bytes
+            .with_label_values(&["in"])
+            .inc_by(d(now.bytes_in, was.bytes_in));
+        self.bytes
+            .with_label_values(&["out"])
+            .inc_by(d(now.bytes_out, was.bytes_out));
+        self.rtp_received.inc_by(d(now.rtp_in, was.rtp_in));
+        self.rtp_forwarded
+            .inc_by(d(now.rtp_forwarded, was.rtp_forwarded));
+        self.nacks
+            .with_label_values(&["received"])
+            .inc_by(d(now.nacks_received, was.nacks_received));
+        self.nacks
+            .with_label_values(&["sent"])
+            .inc_by(d(now.nacks_sent, was.nacks_sent));
+        for (kind, new, old) in [
+            (
+                "received",
+                now.keyframe_requests_received,
+                was.keyframe_requests_received,
+            ),
+            (
+                "sent",
+                now.keyframe_requests_sent,
+                was.keyframe_requests_sent,
+            ),
+            (
+                "coalesced",
+                now.keyframe_requests_coalesced,
+                was.keyframe_requests_coalesced,
+            ),
+        ] {
+            self.keyframe_requests
+                .with_label_values(&[kind])
+                .inc_by(d(new, old));
+        }
+        for (reason, new, old) in [
+            ("malformed", now.dropped_malformed, was.dropped_malformed),
+            (
+                "unknown_source",
+                now.dropped_unknown_source,
+                was.dropped_unknown_source,
+            ),
+            (
+                "unauthenticated",
+                now.dropped_unauthenticated,
+                was.dropped_unauthenticated,
+            ),
+            (
+                "awaiting_keyframe",
+                now.dropped_awaiting_keyframe,
+                was.dropped_awaiting_keyframe,
+            ),
+            (
+                "before_switch",
+                now.dropped_before_switch,
+                was.dropped_before_switch,
+            ),
+            ("no_codec", now.dropped_no_codec, was.dropped_no_codec),
+            ("unrouted", now.dropped_unrouted, was.dropped_unrouted),
+            ("muted", now.dropped_muted, was.dropped_muted),
+        ] {
+            self.dropped
+                .with_label_values(&[reason])
+                .inc_by(d(new, old));
+        }
+        self.participant_failures
+            .inc_by(d(now.participant_failures, was.participant_failures));
+        for (i, us) in busy.iter().enumerate() {
+            let old = last.busy_us.get(i).copied().unwrap_or(0);
+            self.shard_busy
+                .with_label_values(&[&i.to_string()])
+                .inc_by(d(*us, old));
+        }
+        self.notifications_dropped
+            .inc_by(d(dropped_notes, last.notifications_dropped));
+        *last = Folded {
+            stats: now,
+            busy_us: busy,
+            notifications_dropped: dropped_notes,
+        };
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
