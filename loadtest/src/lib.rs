@@ -15,6 +15,25 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! On top of the client: [`scenario`] runs many of them (rooms × publishers + subscribers) and
+//! sums what the receivers saw into a [`Report`] (egress, loss, latency, join times, server and
+//! client CPU from [`procstat`]); [`capacity`] grows a scenario step by step until it degrades;
+//! [`baseline`] measures a bare in-process UDP forwarder of the same shape, the kernel-only
+//! ceiling. The `switchboard-loadtest` binary puts them behind flags (`docs/benchmarks.md`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchboard_loadtest::scenario::ScenarioError> {
+//! use switchboard_loadtest::{run_scenario, Scenario};
+//!
+//! let mut sc = Scenario::new("ws://127.0.0.1:7880/v1/ws");
+//! sc.publishers_per_room = 3;
+//! let report = run_scenario(&sc, Some(&|p: &switchboard_loadtest::Progress| eprintln!("{p}")))
+//!     .await?;
+//! println!("{}", report.table());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod baseline;
 pub mod capacity;

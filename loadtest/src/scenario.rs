@@ -37,6 +37,8 @@ const TOP_THREADS: usize = 8;
 const LEAVE_BUDGET: Duration = Duration::from_secs(8);
 /// CPU of other programs (percent of one core) above which a run is marked as disturbed.
 const OTHER_LOAD: f64 = 15.0;
+/// Publishers sending less than this fraction of their schedule: the load tester fell behind.
+const SENT_SHORTFALL: f64 = 0.95;
 /// Client CPU above this fraction of its threads' capacity marks the run as client-bound.
 const SATURATION: f64 = 0.85;
 
@@ -398,7 +400,11 @@ pub struct Report {
     pub egress_mbps: f64,
     /// What the scenario should deliver with every participant joined and nothing lost.
     pub expected_egress_pps: f64,
+    /// Packets the publishers handed to str0m in the window.
     pub sent_packets: u64,
+    pub sent_pps: f64,
+    /// What the joined publishers should send per their schedule.
+    pub expected_sent_pps: f64,
     pub lost: u64,
     pub loss_percent: f64,
     pub latency_samples: u64,
@@ -479,6 +485,18 @@ impl Report {
             format!(
                 "{:.0} pkt/s, {:.1} Mbit/s payload (expected {:.0} pkt/s) over {:.1} s",
                 self.egress_pps, self.egress_mbps, self.expected_egress_pps, self.duration_s
+            ),
+        );
+        row(
+            "sent",
+            format!(
+                "{:.0} pkt/s by the publishers ({:.0} % of their schedule)",
+                self.sent_pps,
+                if self.expected_sent_pps > 0.0 {
+                    self.sent_pps * 100.0 / self.expected_sent_pps
+                } else {
+                    0.0
+                }
             ),
         );
         row(
@@ -1066,13 +1084,28 @@ impl<'a> Runner<'a> {
             .as_ref()
             .map_or(0.0, |(a, b)| procstat::cpu_between(a, b).cpu_percent);
         let capacity = sc.threads.min(procstat::cpu_count()).max(1) as f64 * 100.0;
-        let client_saturated = client_cpu > SATURATION * capacity;
+        let publishers = self
+            .members
+            .iter()
+            .filter(|m| self.plans[m.plan].publisher)
+            .count();
+        let expected_sent_pps = publishers as f64 * sc.publisher_pps();
+        let sent_pps = rate(total.sent as f64, window_s);
+        let behind = expected_sent_pps > 0.0 && sent_pps < SENT_SHORTFALL * expected_sent_pps;
+        let client_saturated = client_cpu > SATURATION * capacity || behind;
         let mut warnings = Vec::new();
-        if client_saturated {
+        if client_cpu > SATURATION * capacity {
             warnings.push(format!(
                 "the load tester used {client_cpu:.0} % CPU of {capacity:.0} % available to its \
                  {} thread(s): the figures may measure the client, not the server",
                 sc.threads
+            ));
+        }
+        if behind {
+            warnings.push(format!(
+                "publishers sent {sent_pps:.0} pkt/s, {:.0} % of their schedule: the load \
+                 tester did not get enough CPU, the offered load was lower than planned",
+                sent_pps * 100.0 / expected_sent_pps
             ));
         }
         let server_report = server.map(|(a, b)| {
@@ -1172,6 +1205,8 @@ impl<'a> Runner<'a> {
             egress_mbps: rate(total.bytes as f64 * 8.0 / 1e6, window_s),
             expected_egress_pps: sc.expected_egress_pps(),
             sent_packets: total.sent,
+            sent_pps,
+            expected_sent_pps,
             lost: total.lost,
             loss_percent: loss_percent(total.packets, total.lost),
             latency_samples: lat.len() as u64,

@@ -241,7 +241,8 @@ impl Shard {
             return AdminReply::Done;
         }
         track.muted = muted;
-        let video = track.kind == MediaKind::Video;
+        let kind = track.kind;
+        let video = kind == MediaKind::Video;
         let subscribers = track.subscribers.clone();
         info!(%room, %peer_id, %track_id, muted, "track mute changed by an operator");
         if !muted {
@@ -271,6 +272,7 @@ impl Shard {
                 ServerMessage::TrackMuted {
                     track_id: track_id.to_owned(),
                     peer_id: peer_id.to_owned(),
+                    kind,
                     muted,
                 },
             );

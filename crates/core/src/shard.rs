@@ -209,6 +209,9 @@ pub struct Shard {
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     dirty: Vec<ParticipantId>,
     keyframe_pending: Vec<TrackKey>,
+    /// Participants to consider for a server offer once the current work is done, so that all
+    /// m-lines of one client offer become slots before the server decides it needs more.
+    negotiations: Vec<ParticipantId>,
     pub(crate) outputs: VecDeque<Output>,
     work: Vec<Work>,
     pub(crate) now: Instant,
@@ -265,6 +268,7 @@ impl Shard {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             keyframe_pending: Vec::new(),
+            negotiations: Vec::new(),
             outputs: VecDeque::new(),
             work: Vec::new(),
             now,
@@ -512,7 +516,20 @@ impl Shard {
 
     // ---------------------------------------------------------------- work
 
+    fn negotiate_later(&mut self, pid: ParticipantId) {
+        if !self.negotiations.contains(&pid) {
+            self.negotiations.push(pid);
+        }
+    }
+
     fn process_work(&mut self) {
+        self.process_work_items();
+        for pid in std::mem::take(&mut self.negotiations) {
+            self.negotiate(pid);
+        }
+    }
+
+    fn process_work_items(&mut self) {
         while !self.work.is_empty() {
             let batch = std::mem::take(&mut self.work);
             for item in batch {
@@ -775,7 +792,7 @@ impl Shard {
             None => {}
         }
         self.fill_slots(pid);
-        self.negotiate(pid);
+        self.negotiate_later(pid);
     }
 
     fn publish(&mut self, pid: ParticipantId, mid: Mid, kind: MediaKind) {
@@ -818,7 +835,7 @@ impl Shard {
                 sub.wanted.push_back((key, kind));
             }
             self.fill_slots(sid);
-            self.negotiate(sid);
+            self.negotiate_later(sid);
         }
     }
 

@@ -291,3 +291,38 @@ fn lost_video_is_repaired_by_retransmission_per_leg() {
     let audio = bob.packets_of("alice", false).len();
     assert!(audio > 100, "audio flows too ({audio})");
 }
+
+#[test]
+fn a_client_offer_crossing_a_server_offer_keeps_every_stream_on_its_mid() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(1));
+    assert_receives(&sim, "alice", "bob");
+    // Carol arrives: the server offers alice two more slots, which alice sits on while she
+    // sends an offer of her own (glare).
+    sim.client_mut("alice").hold_offers = true;
+    sim.join("r", "carol", true);
+    sim.run(Duration::from_millis(200));
+    assert!(
+        !sim.client("alice").held_offers.is_empty(),
+        "a server offer is out"
+    );
+    // Alice never answers that offer (her own crosses it) but answers the ones that follow.
+    let alice = sim.client_mut("alice");
+    alice.hold_offers = false;
+    alice.held_offers.clear();
+    sim.client_offer("alice");
+    sim.run(Duration::from_secs(2));
+    for name in ["alice", "bob", "carol"] {
+        for from in ["alice", "bob", "carol"] {
+            if from != name {
+                assert_receives(&sim, name, from);
+            }
+        }
+        assert_clean_streams(&sim, name);
+    }
+    // Carol's tracks went to alice's new receive-only line and one more slot, not more.
+    let alice = sim.client("alice").pid;
+    assert!(sim.shard.slot_count(alice).expect("alice") <= 5);
+}

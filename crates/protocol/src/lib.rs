@@ -165,6 +165,7 @@ pub enum ServerMessage {
     TrackMuted {
         track_id: String,
         peer_id: String,
+        kind: MediaKind,
         muted: bool,
     },
     /// The server is shutting down: finish up; sessions still open after `deadlineMs`

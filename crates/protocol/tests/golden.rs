@@ -239,6 +239,7 @@ fn server_messages() {
         ServerMessage::TrackMuted {
             track_id: "grace:1".into(),
             peer_id: "grace".into(),
+            kind: MediaKind::Video,
             muted: true,
         },
     );

@@ -57,6 +57,9 @@ pub struct SimClient {
     pub keyframe_requests: u64,
     pub signals: Vec<ServerMessage>,
     pub publish: bool,
+    /// Keep server offers unanswered (to make a client offer cross one).
+    pub hold_offers: bool,
+    pub held_offers: Vec<String>,
 }
 
 pub struct Sim {
@@ -169,6 +172,8 @@ impl Sim {
             keyframe_requests: 0,
             signals: Vec::new(),
             publish,
+            hold_offers: false,
+            held_offers: Vec::new(),
         });
         self.command(Command::Offer {
             participant: pid,
@@ -298,6 +303,7 @@ impl Sim {
                     .accept_answer(pending, answer)
                     .expect("answer accepted");
             }
+            ServerMessage::Offer { sdp } if c.hold_offers => c.held_offers.push(sdp),
             // Glare: a client with its own offer out ignores the server's (the server re-offers).
             ServerMessage::Offer { sdp } if c.pending.is_none() => {
                 let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer parses");
@@ -415,6 +421,26 @@ impl Sim {
         }
         let _ = c.rtc.handle_input(Input::Timeout(now));
         self.drain_client(i);
+    }
+
+    /// The client starts a renegotiation: one more receive-only video m-line.
+    pub fn client_offer(&mut self, name: &str) {
+        let i = self
+            .clients
+            .iter()
+            .position(|c| c.name == name)
+            .expect("known client");
+        let c = &mut self.clients[i];
+        let mut api = c.rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("changes");
+        c.pending = Some(pending);
+        let pid = c.pid;
+        self.drain_client(i);
+        self.command(Command::Offer {
+            participant: pid,
+            sdp: offer.to_sdp_string(),
+        });
     }
 
     /// Ask the shard for a keyframe of what arrives on `mid`, as a subscriber would.

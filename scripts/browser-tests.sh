@@ -1,0 +1,37 @@
+#!/bin/sh
+# The browser suite: the JS SDK and the demo page in real headless Chromium against a real
+# switchboard server, inside a loopback-only network namespace (nothing leaves the machine).
+#
+#   scripts/browser-tests.sh            build, install what is missing, run everything
+#   TEST=errors scripts/browser-tests.sh   only the tests whose name contains "errors"
+#
+# Needs root (apt-get, unshare -n). Environment: SWITCHBOARD_BIN to test another server binary
+# (skips the cargo build), CHROMIUM for another browser binary, SWITCHBOARD_LOG for the server's
+# log filter. Logs and screenshots land in artifacts/.
+set -eu
+
+cd "$(dirname "$0")/.."
+
+if [ -z "${SWITCHBOARD_BIN:-}" ]; then
+    echo "== building switchboard"
+    cargo build -p switchboard-server
+fi
+
+if [ -z "${CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
+    echo "== installing chromium"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+
+if ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1; then
+    echo "== installing iproute2 and util-linux (ip, unshare)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 util-linux
+fi
+
+echo "== npm ci (tests/browser)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+mkdir -p artifacts
+echo "== running in a loopback-only network namespace"
+exec unshare -n sh -c 'ip link set lo up && exec node tests/browser/run.mjs'

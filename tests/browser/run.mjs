@@ -1,0 +1,76 @@
+// The browser suite: starts the Switchboard server and headless Chromium, runs every test, prints
+// `N passed, M failed`, and exits non-zero on any failure. Run it through scripts/browser-tests.sh
+// (which isolates it in a loopback-only network namespace), or directly with
+// `node tests/browser/run.mjs` on a machine where loopback is all it needs.
+//
+// Environment: SWITCHBOARD_BIN (server binary, default target/debug/switchboard), CHROMIUM
+// (default /usr/bin/chromium), SWITCHBOARD_LOG (server log filter), TEST (run tests whose name
+// contains this text).
+
+import { startBrowser, startServer, withTimeout } from './harness.mjs';
+import { threePersonCall } from './call.mjs';
+import { sdkErrors } from './errors.mjs';
+import { joinLeaveBurst } from './burst.mjs';
+import { roomOptions, serverShutdown } from './options.mjs';
+import { credentialsAndOperator } from './operator.mjs';
+
+const TESTS = [
+  { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
+  { name: 'SDK errors: bad server address, invalid room name, invalid arguments', run: sdkErrors, timeout: 60000 },
+  { name: 'join/leave burst and renegotiation never deadlock', run: joinLeaveBurst, timeout: 120000 },
+  { name: 'room options: codec, bandwidth, stream swap, several rooms', run: roomOptions, timeout: 90000 },
+  { name: 'credentials, data messages and operator actions', run: credentialsAndOperator, timeout: 60000 },
+  { name: 'server drain and shutdown reach the app', run: serverShutdown, timeout: 60000 },
+];
+
+const SUITE_LIMIT_MS = 6 * 60 * 1000;
+
+async function main() {
+  const started = Date.now();
+  const only = process.env.TEST;
+  const selected = TESTS.filter((t) => !only || t.name.includes(only));
+  let passed = 0;
+  let failed = 0;
+  let server;
+  let browser;
+  const watchdog = setTimeout(() => {
+    console.error(`suite exceeded ${SUITE_LIMIT_MS / 1000} s; aborting`);
+    console.log(`${passed} passed, ${selected.length - passed} failed`);
+    process.exit(1);
+  }, SUITE_LIMIT_MS);
+  try {
+    server = await startServer();
+    browser = await startBrowser();
+    console.log(`server ${server.base}, Chromium ${browser.version}`);
+    for (const test of selected) {
+      const t0 = Date.now();
+      const notes = [];
+      const report = (line) => notes.push(line);
+      try {
+        await withTimeout(test.run({ browser: browser.browser, server, report }), test.timeout, test.name);
+        passed += 1;
+        console.log(`ok   ${test.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      } catch (err) {
+        failed += 1;
+        console.log(`FAIL ${test.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        console.log(`     ${String(err.stack ?? err).split('\n').join('\n     ')}`);
+      }
+      for (const line of notes) console.log(`     ${line}`);
+      if (server.child.exitCode !== null) {
+        console.log(`     the server exited (${server.child.exitCode}); see ${server.child.logPath}`);
+      }
+    }
+  } catch (err) {
+    console.log(`setup failed: ${err.stack ?? err}`);
+    failed = selected.length - passed;
+  } finally {
+    await browser?.stop();
+    await server?.stop();
+    clearTimeout(watchdog);
+  }
+  console.log(`browser suite took ${((Date.now() - started) / 1000).toFixed(1)} s; logs in artifacts/`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+}
+
+main();
