@@ -845,6 +845,31 @@ mod tests {
     }
 
     #[test]
+    fn shipped_scenarios_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("loadtest/scenarios") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let p = path.to_str().expect("utf-8 path");
+                let s = parse(&["--config", p]).unwrap_or_else(|e| panic!("{p}: {e}"));
+                s.scenario.validate().unwrap_or_else(|e| panic!("{p}: {e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "the standard scenarios are in {}", dir.display());
+        let s =
+            parse(&["--config", &format!("{}/fanout-200.toml", dir.display())]).expect("fanout");
+        assert_eq!(
+            (
+                s.scenario.publishers_per_room,
+                s.scenario.subscribers_per_room
+            ),
+            (1, 200)
+        );
+    }
+
+    #[test]
     fn config_file_under_flags() {
         let dir = std::env::temp_dir().join(format!("sblt-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");

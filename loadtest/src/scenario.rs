@@ -412,6 +412,10 @@ pub struct Report {
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
     pub seq_gaps: u64,
+    /// Late packets that filled a hole (retransmissions arrive this way), whole run.
+    pub reordered: u64,
+    /// Packets seen twice, whole run.
+    pub duplicates: u64,
     pub corrupt: u64,
     pub wrong_owner: u64,
     /// `error` messages the server sent (all participants, whole run).
@@ -502,8 +506,14 @@ impl Report {
         row(
             "loss",
             format!(
-                "{:.3} % ({} lost, {} seq gaps, {} corrupt, {} wrong owner)",
-                self.loss_percent, self.lost, self.seq_gaps, self.corrupt, self.wrong_owner
+                "{:.3} % ({} lost, {} seq gaps, {} late, {} duplicate, {} corrupt, {} wrong owner)",
+                self.loss_percent,
+                self.lost,
+                self.seq_gaps,
+                self.reordered,
+                self.duplicates,
+                self.corrupt,
+                self.wrong_owner
             ),
         );
         row(
@@ -1029,6 +1039,7 @@ impl<'a> Runner<'a> {
         let mut streams_received = 0;
         let mut connected = 0;
         let (mut seq_gaps, mut corrupt, mut wrong_owner) = (0, 0, 0);
+        let (mut reordered, mut duplicates) = (0, 0);
         let (mut server_errors, mut local_errors) = (0u64, 0u64);
         let mut participants = Vec::new();
         for m in &self.members {
@@ -1037,6 +1048,8 @@ impl<'a> Runner<'a> {
             streams_received += m.window.values().filter(|(p, _)| *p > 0).count();
             let (conn, peer_id, errors) = m.client.with_stats(|s| {
                 seq_gaps += s.total(|r| r.seq_gaps);
+                reordered += s.total(|r| r.reordered);
+                duplicates += s.total(|r| r.duplicates);
                 corrupt += s.total(|r| r.corrupt);
                 wrong_owner += s.wrong_owner;
                 server_errors += s.errors.len() as u64;
@@ -1154,6 +1167,17 @@ impl<'a> Runner<'a> {
         }
         if self.failed > 0 {
             warnings.push(format!("{} participant(s) failed to join", self.failed));
+            let limited = self
+                .join_errors
+                .iter()
+                .any(|e| e.contains("RateLimited") || e.contains("RoomFull"));
+            if limited {
+                warnings.push(
+                    "the server's admission limits refused joins: start it with \
+                     --joins-per-ip-per-minute=0 --max-participants-per-room=0 for load tests"
+                        .into(),
+                );
+            }
         }
         if !settled {
             warnings.push(format!(
@@ -1214,6 +1238,8 @@ impl<'a> Runner<'a> {
             latency_ms_p99: ms(percentile(&lat, 99.0)),
             latency_ms_max: ms(lat.last().copied().unwrap_or(0)),
             seq_gaps,
+            reordered,
+            duplicates,
             corrupt,
             wrong_owner,
             server_errors,

@@ -88,11 +88,11 @@ async fn two_rooms_of_three_exchange_media() {
     );
     assert!(report.latency_samples > 0);
     assert!(report.latency_ms_p50 > 0.0 && report.latency_ms_p50 <= report.latency_ms_p99);
-    // What the receivers counted, the server forwarded (it forwards a bit more: the settle
-    // phase, and packets still in flight when the window closed).
+    // What the receivers counted, the server forwarded. The server's count also covers the
+    // ramp and settle phases, but its counters are refreshed only every ~100 ms: allow for that.
     let forwarded = after.rtp_forwarded - before.rtp_forwarded;
     assert!(
-        forwarded >= report.egress_packets,
+        forwarded as f64 >= 0.9 * report.egress_packets as f64,
         "server forwarded {forwarded}, receivers counted {}",
         report.egress_packets
     );
