@@ -422,7 +422,14 @@ impl SpawnedServer {
             .arg("--udp-bind")
             .arg("127.0.0.1")
             .arg("--log")
-            .arg("warn");
+            .arg("warn")
+            // Every load-test client connects from 127.0.0.1: the per-address join rate and the
+            // room size limits meant for real users would refuse the scenarios. Extra
+            // --server-arg flags come after these and win.
+            .arg("--max-participants-per-room")
+            .arg("0")
+            .arg("--joins-per-ip-per-minute")
+            .arg("0");
         if let Some(n) = shards {
             cmd.arg("--shards").arg(n.to_string());
         }

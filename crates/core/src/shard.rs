@@ -1290,6 +1290,12 @@ impl Shard {
                 );
             }
         }
+        self.after_sdp(pid);
+    }
+
+    /// After an SDP exchange step: emit what str0m produced, give new slots to waiting tracks,
+    /// and offer more slots if some are still short.
+    fn after_sdp(&mut self, pid: ParticipantId) {
         self.drain_now(pid);
         self.fill_slots(pid);
         self.negotiate(pid);
@@ -1343,9 +1349,7 @@ impl Shard {
                 self.signal(pid, error(ErrorCode::BadSdp, message, "answer"));
             }
         }
-        self.drain_now(pid);
-        self.fill_slots(pid);
-        self.negotiate(pid);
+        self.after_sdp(pid);
     }
 
     fn candidate(&mut self, pid: ParticipantId, line: &str) {

@@ -122,11 +122,16 @@ impl MediaRuntime {
         let mut shards = Vec::with_capacity(shard_count);
         let mut threads = Vec::with_capacity(shard_count);
         for index in 0..shard_count {
-            let socket = socket::bind_from(config.bind_ip, &mut ports, config.socket_buffer)
-                .map_err(|detail| RuntimeError::NoPort {
-                    shard: index,
-                    detail,
-                })?;
+            let socket = socket::bind_from(
+                config.bind_ip,
+                &mut ports,
+                config.recv_buffer,
+                config.send_buffer,
+            )
+            .map_err(|detail| RuntimeError::NoPort {
+                shard: index,
+                detail,
+            })?;
             let local = socket.local_addr().map_err(RuntimeError::Thread)?;
             let advertised = SocketAddr::new(config.advertised_ip(), local.port());
             let (tx, rx) = mpsc::channel(config.command_queue);

@@ -4,17 +4,17 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Bind the first port from `ports` that is free. Larger kernel buffers absorb bursts (a
-/// keyframe fanned out to many subscribers is hundreds of datagrams at once).
+/// Bind the first port from `ports` that is free, with the given kernel buffer sizes.
 pub(crate) fn bind_from(
     ip: IpAddr,
     ports: &mut impl Iterator<Item = u16>,
-    buffer: usize,
+    recv_buffer: usize,
+    send_buffer: usize,
 ) -> Result<UdpSocket, String> {
     let mut last_error = String::from("the port range is exhausted");
     for port in ports.by_ref() {
         let addr = SocketAddr::new(ip, port);
-        match bind(addr, buffer) {
+        match bind(addr, recv_buffer, send_buffer) {
             Ok(socket) => return Ok(socket),
             Err(e) => last_error = format!("{addr}: {e}"),
         }
@@ -22,11 +22,11 @@ pub(crate) fn bind_from(
     Err(last_error)
 }
 
-fn bind(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+fn bind(addr: SocketAddr, recv_buffer: usize, send_buffer: usize) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = socket.set_recv_buffer_size(buffer);
-    let _ = socket.set_send_buffer_size(buffer);
+    let _ = socket.set_recv_buffer_size(recv_buffer);
+    let _ = socket.set_send_buffer_size(send_buffer);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
