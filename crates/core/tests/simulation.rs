@@ -326,3 +326,45 @@ fn a_client_offer_crossing_a_server_offer_keeps_every_stream_on_its_mid() {
     let alice = sim.client("alice").pid;
     assert!(sim.shard.slot_count(alice).expect("alice") <= 5);
 }
+
+#[test]
+fn random_datagrams_never_hurt_a_call() {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(1));
+    let alice_addr = sim.client("alice").addr;
+    let stranger = "127.0.0.1:9".parse().expect("address");
+    // xorshift64*: deterministic, so a failure reproduces.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    // First bytes that steer the demultiplexer into each protocol: STUN, DTLS, RTP/RTCP, junk.
+    let leads = [0x00u8, 0x01, 20, 22, 23, 63, 0x80, 0x90, 0xc8, 0xc9, 0xff];
+    for i in 0..20_000u32 {
+        let len = (next() % 1500) as usize;
+        let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if let Some(first) = data.first_mut() {
+            *first = leads[(next() as usize) % leads.len()];
+        }
+        if data.len() >= 8 && next() % 4 == 0 {
+            // A STUN magic cookie, so the header parses and the attributes are the junk.
+            data[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        }
+        let source = if i % 2 == 0 { alice_addr } else { stranger };
+        sim.inject(source, &data);
+    }
+    let before = sim.client("bob").packets_of("alice", true).len();
+    sim.run(Duration::from_secs(1));
+    let after = sim.client("bob").packets_of("alice", true).len();
+    assert!(
+        after > before + 20,
+        "video kept flowing: {before} -> {after}"
+    );
+    assert!(sim.client("alice").removed.is_none());
+    assert_eq!(sim.shard.stats().participant_failures, 0);
+}
