@@ -134,6 +134,17 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// The client's media engine settings: RTP mode (synthetic packets are written as RTP) and the
+/// codecs Switchboard forwards. Shared by the client, its tests and the load tester.
+pub fn rtc_config() -> str0m::RtcConfig {
+    Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+}
+
 /// One WebRTC participant driven by a background task. Dropping it stops the task (like
 /// [`Client::kill`]).
 #[derive(Debug)]
@@ -166,13 +177,7 @@ impl Client {
             .local_addr()
             .map_err(|e| ClientError::Connect(format!("UDP local address: {e}")))?;
 
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .build(Instant::now());
+        let mut rtc = rtc_config().build(Instant::now());
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| ClientError::Connect(format!("host candidate {local_addr}: {e}")))?;
         if rtc.add_local_candidate(candidate).is_none() {

@@ -1020,13 +1020,7 @@ mod tests {
 
     #[test]
     fn offer_has_the_requested_mlines_and_payload_types() {
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .build(Instant::now());
+        let mut rtc = crate::client::rtc_config().build(Instant::now());
         let mut api = rtc.sdp_api();
         let a = api.add_media(
             str0m::media::MediaKind::Audio,

@@ -46,7 +46,7 @@ pub mod synth;
 
 pub use baseline::{run_baseline, BaselineOptions, BaselineReport};
 pub use capacity::{run_capacity, CapacityOptions, CapacityReport, Dimension};
-pub use client::{Client, ClientError, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
+pub use client::{rtc_config, Client, ClientError, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
 pub use scenario::{run_scenario, run_scenario_blocking, Progress, Report, Scenario};
 pub use stats::{percentile, ClientStats, RecvStats, TrackOnSlot, LATENCY_SAMPLES};
 pub use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};

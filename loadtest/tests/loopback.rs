@@ -189,13 +189,8 @@ async fn loopback_server(listener: TcpListener, mut reoffer: mpsc::UnboundedRece
     let mut ws = accept(&listener).await;
     let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
     let addr = udp.local_addr().expect("udp addr");
-    let mut rtc = Rtc::builder()
+    let mut rtc = switchboard_loadtest::rtc_config()
         .set_ice_lite(true)
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
         .build(Instant::now());
     rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
     let mut lb = Loopback {

@@ -62,6 +62,15 @@ fn assert_receives(sim: &Sim, name: &str, from: &str) {
     );
 }
 
+/// Alice and Bob publishing audio and video to each other for a second.
+fn alice_and_bob_in_a_call() -> Sim {
+    let mut sim = Sim::new();
+    sim.join("r", "alice", true);
+    sim.join("r", "bob", true);
+    sim.run(Duration::from_secs(1));
+    sim
+}
+
 #[test]
 fn three_participants_receive_each_other() {
     let mut sim = Sim::new();
@@ -170,10 +179,7 @@ fn keyframe_requests_reach_the_publisher_throttled() {
 
 #[test]
 fn garbage_is_dropped_and_media_keeps_flowing() {
-    let mut sim = Sim::new();
-    sim.join("r", "alice", true);
-    sim.join("r", "bob", true);
-    sim.run(Duration::from_secs(1));
+    let mut sim = alice_and_bob_in_a_call();
     let alice_addr = sim.client("alice").addr;
     let stranger = "127.0.0.1:9".parse().expect("address");
     let garbage: Vec<Vec<u8>> = vec![
@@ -203,10 +209,7 @@ fn garbage_is_dropped_and_media_keeps_flowing() {
 
 #[test]
 fn bad_sdp_is_refused_without_harm() {
-    let mut sim = Sim::new();
-    sim.join("r", "alice", true);
-    sim.join("r", "bob", true);
-    sim.run(Duration::from_secs(1));
+    let mut sim = alice_and_bob_in_a_call();
     let alice = sim.client("alice").pid;
     sim.command(Command::Offer {
         participant: alice,
@@ -261,10 +264,7 @@ fn duplicate_peer_id_is_refused() {
 
 #[test]
 fn lost_video_is_repaired_by_retransmission_per_leg() {
-    let mut sim = Sim::new();
-    sim.join("r", "alice", true);
-    sim.join("r", "bob", true);
-    sim.run(Duration::from_secs(1));
+    let mut sim = alice_and_bob_in_a_call();
     // From now on every 25th datagram towards a client is lost.
     sim.lossy_every = 25;
     sim.run(Duration::from_secs(3));
@@ -294,10 +294,7 @@ fn lost_video_is_repaired_by_retransmission_per_leg() {
 
 #[test]
 fn a_client_offer_crossing_a_server_offer_keeps_every_stream_on_its_mid() {
-    let mut sim = Sim::new();
-    sim.join("r", "alice", true);
-    sim.join("r", "bob", true);
-    sim.run(Duration::from_secs(1));
+    let mut sim = alice_and_bob_in_a_call();
     assert_receives(&sim, "alice", "bob");
     // Carol arrives: the server offers alice two more slots, which alice sits on while she
     // sends an offer of her own (glare).
@@ -329,10 +326,7 @@ fn a_client_offer_crossing_a_server_offer_keeps_every_stream_on_its_mid() {
 
 #[test]
 fn random_datagrams_never_hurt_a_call() {
-    let mut sim = Sim::new();
-    sim.join("r", "alice", true);
-    sim.join("r", "bob", true);
-    sim.run(Duration::from_secs(1));
+    let mut sim = alice_and_bob_in_a_call();
     let alice_addr = sim.client("alice").addr;
     let stranger = "127.0.0.1:9".parse().expect("address");
     // xorshift64*: deterministic, so a failure reproduces.
