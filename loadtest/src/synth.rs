@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(parse_payload(&v, false), Err(SynthError::BadFiller));
         assert_eq!(parse_payload(&v[..10], false), Err(SynthError::TooShort));
         assert_eq!(
-            parse_payload(b"XXXXXXXXXXXXXXX", false),
+            parse_payload(b"ZZZZZZZZZZZZZZZ", false),
             Err(SynthError::BadMagic)
         );
     }
