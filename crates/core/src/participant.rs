@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
@@ -15,6 +15,11 @@ use switchboard_protocol::MediaKind;
 use crate::forward::{Forwarder, OutCodec};
 use crate::hash::FastMap;
 use crate::ids::{ParticipantId, TrackKey};
+
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+/// str0m's default: drop queued resends when they exceed 15 % of what a stream sends.
+const RTX_RATIO_CAP: f32 = 0.15;
 
 /// An m-line the server sends on. Slots are reused: when the track behind one ends, the next
 /// track of the same kind takes it over, so a subscriber's m-line count is bounded by the most
@@ -46,6 +51,25 @@ impl Slot {
             forwarder: Forwarder::new(seed),
             codecs: Vec::new(),
         }
+    }
+
+    /// Bind the slot to the send stream str0m created for its m-line once negotiated: Ready when
+    /// there is one, Stopped when the client refused the m-line.
+    pub fn attach(&mut self, rtc: &mut Rtc) {
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(self.mid, None) else {
+            self.tx_ssrc = None;
+            self.state = SlotState::Stopped;
+            return;
+        };
+        if self.kind == MediaKind::Video {
+            // Keep one second of video for NACKs instead of str0m's three: a retransmission
+            // older than that misses any receiver's jitter buffer, and the cache holds every
+            // packet of every subscriber's stream (it dominates memory per participant).
+            tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+        }
+        self.tx_ssrc = Some(tx.ssrc());
+        self.state = SlotState::Ready;
     }
 
     pub fn is_free(&self, kind: MediaKind) -> bool {

@@ -753,16 +753,7 @@ impl Shard {
                     .map(|m| m.stream_id().to_owned())
                     .unwrap_or_default();
                 let mut slot = Slot::new(mid, kind, stream_id, seed);
-                slot.tx_ssrc = p
-                    .rtc
-                    .direct_api()
-                    .stream_tx_by_mid(mid, None)
-                    .map(|s| s.ssrc());
-                slot.state = if slot.tx_ssrc.is_some() {
-                    SlotState::Ready
-                } else {
-                    SlotState::Stopped
-                };
+                slot.attach(&mut p.rtc);
                 p.slots.push(slot);
             }
             Some(idx) if !direction.is_sending() && p.slots[idx].state == SlotState::Ready => {
@@ -775,20 +766,12 @@ impl Shard {
                 }
             }
             Some(_) if !direction.is_sending() => {}
-            Some(idx) => {
-                let slot = &mut p.slots[idx];
-                if slot.state == SlotState::Stopped {
-                    slot.tx_ssrc = p
-                        .rtc
-                        .direct_api()
-                        .stream_tx_by_mid(mid, None)
-                        .map(|s| s.ssrc());
-                    let slot = &mut p.slots[idx];
-                    if slot.tx_ssrc.is_some() {
-                        slot.state = SlotState::Ready;
-                    }
-                }
+            // The client turned a stopped m-line back on.
+            Some(idx) if p.slots[idx].state == SlotState::Stopped => {
+                let Participant { slots, rtc, .. } = p;
+                slots[idx].attach(rtc);
             }
+            Some(_) => {}
             None => {}
         }
         self.fill_slots(pid);
@@ -1330,17 +1313,9 @@ impl Shard {
             });
         match result {
             Ok(()) => {
-                for slot in p.slots.iter_mut().filter(|s| s.state == SlotState::Offered) {
-                    slot.tx_ssrc = p
-                        .rtc
-                        .direct_api()
-                        .stream_tx_by_mid(slot.mid, None)
-                        .map(|s| s.ssrc());
-                    slot.state = if slot.tx_ssrc.is_some() {
-                        SlotState::Ready
-                    } else {
-                        SlotState::Stopped
-                    };
+                let Participant { slots, rtc, .. } = p;
+                for slot in slots.iter_mut().filter(|s| s.state == SlotState::Offered) {
+                    slot.attach(rtc);
                 }
             }
             Err(message) => {
