@@ -644,23 +644,14 @@ impl Driver {
                 None,
             )
         });
-        for _ in 0..opts.recv_audio_slots {
-            api.add_media(
-                str0m::media::MediaKind::Audio,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            );
-        }
-        for _ in 0..opts.recv_video_slots {
-            api.add_media(
-                str0m::media::MediaKind::Video,
-                Direction::RecvOnly,
-                None,
-                None,
-                None,
-            );
+        let slots = [
+            (str0m::media::MediaKind::Audio, opts.recv_audio_slots),
+            (str0m::media::MediaKind::Video, opts.recv_video_slots),
+        ];
+        for (kind, count) in slots {
+            for _ in 0..count {
+                api.add_media(kind, Direction::RecvOnly, None, None, None);
+            }
         }
         let applied = api.apply();
         self.drain();

@@ -95,6 +95,7 @@ impl Session {
         if let Some(deadline_ms) = draining {
             self.send(ServerMessage::Draining { deadline_ms }).await;
         }
+        let mut drain_open = true;
         loop {
             let expiry = match &self.phase {
                 Phase::Joined {
@@ -134,14 +135,16 @@ impl Session {
                     }
                 }
                 () = expired => self.credential_expired(),
-                changed = self.drain.changed() => {
+                changed = self.drain.changed(), if drain_open => {
                     let deadline = *self.drain.borrow_and_update();
                     match (changed, deadline) {
                         (Ok(()), Some(deadline_ms)) => {
                             self.send(ServerMessage::Draining { deadline_ms }).await;
                         }
-                        // The state is gone: the server is going away; the shard closes us.
-                        _ => std::future::pending::<()>().await,
+                        (Ok(()), None) => {}
+                        // The application state is gone: no drain notice can come any more;
+                        // stop watching (the session itself goes on until the shard ends it).
+                        (Err(_), _) => drain_open = false,
                     }
                 }
             }

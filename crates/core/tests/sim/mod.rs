@@ -98,18 +98,20 @@ impl Sim {
         }
     }
 
-    pub fn client(&self, name: &str) -> &SimClient {
+    fn index(&self, name: &str) -> usize {
         self.clients
             .iter()
-            .find(|c| c.name == name)
+            .position(|c| c.name == name)
             .expect("known client")
     }
 
+    pub fn client(&self, name: &str) -> &SimClient {
+        &self.clients[self.index(name)]
+    }
+
     pub fn client_mut(&mut self, name: &str) -> &mut SimClient {
-        self.clients
-            .iter_mut()
-            .find(|c| c.name == name)
-            .expect("known client")
+        let i = self.index(name);
+        &mut self.clients[i]
     }
 
     /// Join `room` and send the first offer (audio + video when `publish`).
@@ -425,11 +427,7 @@ impl Sim {
 
     /// The client starts a renegotiation: one more receive-only video m-line.
     pub fn client_offer(&mut self, name: &str) {
-        let i = self
-            .clients
-            .iter()
-            .position(|c| c.name == name)
-            .expect("known client");
+        let i = self.index(name);
         let c = &mut self.clients[i];
         let mut api = c.rtc.sdp_api();
         api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -446,11 +444,7 @@ impl Sim {
     /// Ask the shard for a keyframe of what arrives on `mid`, as a subscriber would.
     pub fn send_pli(&mut self, name: &str, mid: &str) {
         let now = self.now;
-        let i = self
-            .clients
-            .iter()
-            .position(|c| c.name == name)
-            .expect("known client");
+        let i = self.index(name);
         let c = &mut self.clients[i];
         let mid: Mid = mid.into();
         if let Some(rx) = c.rtc.direct_api().stream_rx_by_mid(mid, None) {
