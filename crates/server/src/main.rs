@@ -85,7 +85,7 @@ async fn serve_until_stopped(
         .map_err(|e| format!("cannot listen on {http}: {e}"))?;
     let local = listener.local_addr()?;
     let media = Arc::new(MediaRuntime::start(runtime_config)?);
-    let state = AppState::new(media.clone(), config.control.clone());
+    let state = AppState::new(media.clone(), config.control());
     // Clients are told this deadline in their `draining` notice.
     state.set_drain_timeout(config.drain_timeout());
 

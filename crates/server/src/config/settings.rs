@@ -1,0 +1,107 @@
+//! The settings table: every setting, once. See `mod.rs` for how to add one and `macros.rs` for
+//! what a row turns into.
+//!
+//! A row is `key: Type = default, "VALUE_NAME" in HEADING[, option()]...;` under its `--help`
+//! text. The file key is the row's key (inside its table); the flag is the table's flag prefix
+//! and the key with `-` for `_` unless `flag("...")` says otherwise; the variable is
+//! `SWITCHBOARD_` and the flag in upper case with `_`. The rows' order is `--print-config`'s, and
+//! `--help`'s within each heading.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use switchboard_control::{AuthConfig, AuthMode, Limits, WebhookConfig};
+
+use super::macros::settings;
+use super::values::ApiKeyEntry;
+
+// `--help` headings.
+const HTTP: &str = "HTTP, TLS, logging and shutdown";
+const MEDIA: &str = "Media";
+const AUTH: &str = "Authentication";
+const HOOKS: &str = "Admission and webhooks";
+const LIMITS: &str = "Limits";
+
+settings! {
+    /// The effective configuration of one `switchboard` process. `--print-config` prints it as
+    /// TOML (which `--config` reads back).
+    pub struct Config {
+        /// HTTP/WebSocket listen address.
+        http: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7880)), "ADDR" in HTTP;
+        /// PEM certificate chain: serve HTTPS/WSS instead of HTTP (needs --tls-key).
+        tls_cert: Option<PathBuf> = None, "PATH" in HTTP;
+        /// PEM private key for --tls-cert.
+        tls_key: Option<PathBuf> = None, "PATH" in HTTP;
+        /// On SIGTERM/SIGINT, seconds to wait for participants to leave before closing sessions.
+        drain_timeout_s: u64 = 30, "S" in HTTP;
+        /// UDP ports for media, as a range and/or list ("50000-50100", "50000,50002"). Each shard
+        /// takes one port; the first free ones are used.
+        udp_ports: String = "50000-50100".into(), "PORTS" in MEDIA;
+        /// Address the media sockets bind to.
+        udp_bind: IpAddr = IpAddr::from([127, 0, 0, 1]), "IP" in MEDIA;
+        /// Address advertised to clients in ICE candidates, when the server sits behind a 1:1
+        /// NAT (cloud VM, container). Defaults to --udp-bind; required when binding 0.0.0.0 or ::.
+        public_ip: Option<IpAddr> = None, "IP" in MEDIA;
+        /// Number of media shards (threads, one UDP port each). 0 = one per CPU core.
+        shards: usize = 0, "N" in MEDIA;
+        /// Threads for HTTP/WebSocket.
+        control_threads: usize = 2, "N" in HTTP;
+        /// Minimum time between two keyframe requests sent to one publisher's track (ms).
+        keyframe_interval_ms: u64 = 300, "MS" in MEDIA;
+        /// Remove a participant whose media has not connected this long after joining (s).
+        connect_timeout_s: u64 = 30, "S" in MEDIA;
+        /// Remove a participant whose ICE stays disconnected this long (s).
+        disconnect_grace_s: u64 = 10, "S" in MEDIA;
+        /// Log filter (tracing EnvFilter syntax), e.g. "info", "debug,str0m=info".
+        log: String = "info,str0m=warn,dimpl=warn".into(), "FILTER" in HTTP;
+    }
+
+    /// `[auth]`: how joins and the admin API are authenticated.
+    [auth] AuthSettings, flags "auth-" {
+        /// "required": every join needs a credential signed with an API key. "dev": joins
+        /// without one are admitted (a random key is made and printed when none is configured).
+        mode: AuthMode = AuthConfig::default().mode, "MODE" in AUTH;
+        /// API keys as ID:SECRET, comma-separated or repeated; replace the file's [[auth.keys]].
+        keys: Vec<ApiKeyEntry> = Vec::new(), "ID:SECRET" in AUTH, flag("api-key"), hide_env();
+        /// Longest credential lifetime accepted (s).
+        max_ttl_s: u64 = AuthConfig::default().max_ttl_s, "S" in AUTH;
+        /// Clock difference tolerated between the app server minting credentials and us (s).
+        clock_skew_s: u64 = AuthConfig::default().clock_skew_s, "S" in AUTH;
+    }
+
+    /// `[admission]`: ask the application before admitting a join. Absent (no hook) until a
+    /// layer sets one of its keys; then `url` is required.
+    [admission] Option<AdmissionSettings>, flags "admission-" {
+        /// Ask this URL before admitting each join (POST). Default: no admission hook.
+        url: String = String::new(), "URL" in HOOKS;
+        /// How long to wait for the admission URL's answer (ms).
+        timeout_ms: u64 = 2_000, "MS" in HOOKS;
+    }
+
+    /// `[webhooks]`: signed event notifications to the application.
+    [webhooks] WebhookSettings, flags "webhook-" {
+        /// Webhook URLs for room and participant events, comma-separated; replace the file's.
+        urls: Vec<String> = Vec::new(), "URLS" in HOOKS;
+        /// HMAC key for webhook signatures. Default: the first API key's secret.
+        secret: String = String::new(), "SECRET" in HOOKS, hide_env();
+        /// Delivery attempts per webhook event (first try included).
+        max_attempts: u32 = WebhookConfig::default().max_attempts, "N" in HOOKS;
+        /// Webhook events waiting for delivery; beyond it new events are dropped.
+        queue: usize = WebhookConfig::default().queue, "N" in HOOKS;
+        /// Timeout of one webhook delivery attempt (ms).
+        timeout_ms: u64 = WebhookConfig::default().timeout_ms, "MS" in HOOKS;
+    }
+
+    /// `[limits]`: what one server, room or client may use. Their flags have no prefix.
+    [limits] LimitSettings, flags "" {
+        /// Participants per room; 0 = unlimited.
+        max_participants_per_room: usize = Limits::default().max_participants_per_room,
+            "N" in LIMITS;
+        /// Rooms on this server; 0 = unlimited.
+        max_rooms: usize = Limits::default().max_rooms, "N" in LIMITS;
+        /// Largest signalling message accepted (bytes).
+        max_message_bytes: usize = Limits::default().max_message_bytes, "BYTES" in LIMITS;
+        /// Joins one IP address may attempt per minute; 0 = unlimited.
+        joins_per_ip_per_minute: u32 = Limits::default().joins_per_ip_per_minute, "N" in LIMITS;
+    }
+}
