@@ -139,6 +139,9 @@ async fn list_rooms(
 ) -> Result<Json<Vec<RoomSummary>>, ApiError> {
     let mut rooms = Vec::new();
     for shard in 0..state.runtime().shard_count() {
+        if !state.runtime().shard_alive(shard) {
+            continue; // a dead shard hosts no rooms any more
+        }
         if let AdminReply::Rooms(mut r) =
             state.runtime().admin(shard, AdminAction::ListRooms).await?
         {

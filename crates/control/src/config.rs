@@ -78,6 +78,8 @@ impl Default for WebhookConfig {
     }
 }
 
+/// Every bound of the signalling plane (the media plane's are in the runtime config); each is
+/// listed with its error code in `docs/robustness.md`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct Limits {
@@ -87,8 +89,26 @@ pub struct Limits {
     pub max_rooms: usize,
     /// Largest signalling message accepted (bytes).
     pub max_message_bytes: usize,
-    /// Joins one IP address may attempt per minute; 0 = unlimited.
+    /// Joins one IP address (IPv6: one /64) may attempt per minute; 0 = unlimited.
     pub joins_per_ip_per_minute: u32,
+    /// Data messages (`message`) one connection may send per second; 0 = unlimited.
+    pub messages_per_second: u32,
+    /// Bytes of data messages one connection may send per second; 0 = unlimited.
+    pub message_bytes_per_second: u64,
+    /// Open signalling WebSocket connections in total; 0 = unlimited.
+    pub max_connections: usize,
+    /// Open signalling connections from one IP address (IPv6: one /64); 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// A connection that has not joined a room this long after opening is closed (s).
+    pub join_timeout_s: u64,
+    /// A client that does not read a message within this long is dropped (s).
+    pub send_timeout_s: u64,
+    /// Tracks one participant may publish.
+    pub max_tracks_per_participant: usize,
+    /// m-lines one session may negotiate (sent and received).
+    pub max_mlines_per_session: usize,
+    /// Remote ICE candidates one session may send.
+    pub max_candidates_per_session: usize,
 }
 
 impl Default for Limits {
@@ -98,6 +118,15 @@ impl Default for Limits {
             max_rooms: 0,
             max_message_bytes: switchboard_protocol::MAX_MESSAGE_BYTES,
             joins_per_ip_per_minute: 120,
+            messages_per_second: 50,
+            message_bytes_per_second: 256 * 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            join_timeout_s: 10,
+            send_timeout_s: 10,
+            max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
+            max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
+            max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
         }
     }
 }

@@ -36,7 +36,7 @@ pub use config::{
 pub use metrics::Metrics;
 pub use webhooks::signature as webhook_signature;
 
-use ratelimit::JoinRate;
+use ratelimit::{ConnectionRefusal, Connections, JoinRate};
 
 /// Frames above this are refused by the WebSocket layer itself (the connection closes); frames
 /// between the configured message limit and this get an error reply.
@@ -60,6 +60,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     join_rate: JoinRate,
+    connections: Arc<Connections>,
     draining: AtomicBool,
     drain_timeout: Mutex<Duration>,
     /// `Some(deadline in ms from the start of the drain)` once draining.
@@ -113,6 +114,10 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 join_rate: JoinRate::new(config.limits.joins_per_ip_per_minute),
+                connections: Connections::new(
+                    config.limits.max_connections,
+                    config.limits.max_connections_per_ip,
+                ),
                 runtime,
                 config,
                 keys,
@@ -205,12 +210,22 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// 200 while the server takes joins and every media shard runs; 503 while draining, or when a
+/// shard thread died (the process still serves the other shards, but it is degraded and
+/// should be replaced).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else {
-        (StatusCode::OK, "ready\n")
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned());
     }
+    let dead = state.runtime().dead_shards();
+    if !dead.is_empty() {
+        let list: Vec<String> = dead.iter().map(|s| s.to_string()).collect();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: media shard {} stopped\n", list.join(", ")),
+        );
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
@@ -237,7 +252,26 @@ async fn signalling(
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    // Counted before the upgrade: a refused client costs an HTTP response, not a task.
+    let slot = match state.inner.connections.admit(remote.map(|a| a.ip())) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            state.metrics().connections_refused.inc();
+            let (status, text) = match refusal {
+                ConnectionRefusal::Total(max) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("tooManyConnections: this server holds at most {max} connections\n"),
+                ),
+                ConnectionRefusal::PerAddress(max) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("tooManyConnections: at most {max} connections per client address\n"),
+                ),
+            };
+            return (status, text).into_response();
+        }
+    };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state, remote))
+        .on_upgrade(move |socket| session::run(socket, state, remote, slot))
+        .into_response()
 }

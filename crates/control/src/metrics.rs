@@ -10,7 +10,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use switchboard_core::ShardStats;
+use switchboard_core::{FailureKind, Op, ShardStats};
 use switchboard_runtime::MediaRuntime;
 
 #[derive(Debug)]
@@ -26,13 +26,17 @@ pub struct Metrics {
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
     dropped: IntCounterVec,
-    participant_failures: IntCounter,
+    participant_failures: IntCounterVec,
     shard_busy: IntCounterVec,
+    shard_up: prometheus::IntGaugeVec,
     notifications_dropped: IntCounter,
     pub websocket_connections: IntGauge,
     pub join_outcomes: IntCounterVec,
     pub join_to_media: Histogram,
     pub webhook_deliveries: IntCounterVec,
+    pub messages_rate_limited: IntCounter,
+    pub connections_refused: IntCounter,
+    pub slow_clients_dropped: IntCounter,
     last: Mutex<Folded>,
 }
 
@@ -76,6 +80,13 @@ impl Metrics {
             metrics.webhook_deliveries.with_label_values(&[result]);
         }
         metrics.join_outcomes.with_label_values(&["ok"]);
+        for kind in FailureKind::ALL {
+            for op in Op::ALL {
+                metrics
+                    .participant_failures
+                    .with_label_values(&[kind.label(), op.label()]);
+            }
+        }
         metrics
     }
 
@@ -135,11 +146,26 @@ impl Metrics {
                 "Datagrams or RTP copies not processed or not forwarded, by reason.",
                 &["reason"],
             ),
-            participant_failures: counter(
+            participant_failures: counter_vec(
                 &r,
                 "switchboard_participant_failures_total",
-                "Participants removed because their media engine failed.",
+                "Participants removed because their media engine failed: cause panic or error, \
+                 during which operation.",
+                &["cause", "during"],
             ),
+            shard_up: {
+                let g = prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "switchboard_shard_up",
+                        "1 while the media shard's thread runs, 0 once it has died.",
+                    ),
+                    &["shard"],
+                )
+                .expect("static metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric names are unique");
+                g
+            },
             shard_busy: counter_vec(
                 &r,
                 "switchboard_shard_busy_microseconds_total",
@@ -168,6 +194,21 @@ impl Metrics {
                 "switchboard_webhook_deliveries_total",
                 "Webhook POSTs: delivered, retried, failed after all attempts, dropped (queue full).",
                 &["result"],
+            ),
+            messages_rate_limited: counter(
+                &r,
+                "switchboard_messages_rate_limited_total",
+                "Data messages dropped because their connection exceeded its rate.",
+            ),
+            connections_refused: counter(
+                &r,
+                "switchboard_connections_refused_total",
+                "Signalling connections refused at the total or per-address limit.",
+            ),
+            slow_clients_dropped: counter(
+                &r,
+                "switchboard_slow_clients_dropped_total",
+                "Connections dropped because the client stopped reading (send timeout).",
             ),
             registry: r,
             last: Mutex::new(Folded::default()),
@@ -266,13 +307,24 @@ impl Metrics {
             ("no_codec", now.dropped_no_codec, was.dropped_no_codec),
             ("unrouted", now.dropped_unrouted, was.dropped_unrouted),
             ("muted", now.dropped_muted, was.dropped_muted),
+            ("path_limit", now.dropped_path_limit, was.dropped_path_limit),
         ] {
             self.dropped
                 .with_label_values(&[reason])
                 .inc_by(d(new, old));
         }
-        self.participant_failures
-            .inc_by(d(now.participant_failures, was.participant_failures));
+        for kind in FailureKind::ALL {
+            for op in Op::ALL {
+                self.participant_failures
+                    .with_label_values(&[kind.label(), op.label()])
+                    .inc_by(d(now.failures.get(kind, op), was.failures.get(kind, op)));
+            }
+        }
+        for shard in 0..runtime.shard_count() {
+            self.shard_up
+                .with_label_values(&[&shard.to_string()])
+                .set(i64::from(runtime.shard_alive(shard)));
+        }
         for (i, us) in busy.iter().enumerate() {
             let old = last.busy_us.get(i).copied().unwrap_or(0);
             self.shard_busy

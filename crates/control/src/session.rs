@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, SdpLimits};
 use switchboard_core::{Command, ParticipantId};
 use switchboard_protocol::webhook::AdmissionRequest;
 use switchboard_protocol::{
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::auth;
+use crate::ratelimit::{ConnectionSlot, MessageRate};
 use crate::webhooks::admission;
 use crate::AppState;
 
@@ -44,13 +46,39 @@ struct Session {
     remote: Option<SocketAddr>,
     phase: Phase,
     drain: tokio::sync::watch::Receiver<Option<u64>>,
+    /// A connection that never joins is closed at this time.
+    join_deadline: Instant,
+    messages: MessageRate,
+    sdp_limits: SdpLimits,
+    send_timeout: Duration,
+    /// The client stopped reading (a send timed out): the connection is being dropped.
+    unresponsive: bool,
 }
 
-pub(crate) async fn run(socket: WebSocket, state: AppState, remote: Option<SocketAddr>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    remote: Option<SocketAddr>,
+    slot: ConnectionSlot,
+) {
     let metrics = state.metrics().clone();
     metrics.websocket_connections.inc();
     let drain = state.inner.drain.subscribe();
+    let limits = &state.config().limits;
+    let now = Instant::now();
     let mut session = Session {
+        join_deadline: now + Duration::from_secs(limits.join_timeout_s.max(1)),
+        messages: MessageRate::new(
+            limits.messages_per_second,
+            limits.message_bytes_per_second,
+            now,
+        ),
+        sdp_limits: SdpLimits {
+            max_mlines: limits.max_mlines_per_session,
+            max_tracks: limits.max_tracks_per_participant,
+        },
+        send_timeout: Duration::from_secs(limits.send_timeout_s.max(1)),
+        unresponsive: false,
         socket,
         state,
         remote,
@@ -58,6 +86,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, remote: Option<Socke
         drain,
     };
     session.run().await;
+    drop(slot);
     metrics.websocket_connections.dec();
 }
 
@@ -97,12 +126,25 @@ impl Session {
         }
         let mut drain_open = true;
         loop {
+            if self.unresponsive {
+                break;
+            }
             let expiry = match &self.phase {
                 Phase::Joined {
                     expires_at: Some(at),
                     ..
                 } => Some(expiry_instant(*at)),
                 _ => None,
+            };
+            let join_deadline = match self.phase {
+                Phase::Idle => Some(self.join_deadline),
+                Phase::Joined { .. } => None,
+            };
+            let join_timeout = async {
+                match join_deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
             };
             let event = async {
                 match &mut self.phase {
@@ -135,6 +177,18 @@ impl Session {
                     }
                 }
                 () = expired => self.credential_expired(),
+                () = join_timeout => {
+                    let secs = self.state.config().limits.join_timeout_s;
+                    info!(remote = ?self.remote, "closing a connection that did not join in time");
+                    self.send(error(
+                        ErrorCode::JoinTimeout,
+                        format!("no join within {secs} s of connecting; the connection is closed"),
+                        None,
+                    ))
+                    .await;
+                    self.close("join timeout").await;
+                    return;
+                }
                 changed = self.drain.changed(), if drain_open => {
                     let deadline = *self.drain.borrow_and_update();
                     match (changed, deadline) {
@@ -230,8 +284,16 @@ impl Session {
                 true
             }
             Some(ParticipantEvent::Removed(reason)) => self.removed(reason).await,
-            // The shard dropped our channel: it stopped.
-            None => self.removed(Some(LeaveReason::ServerShutdown)).await,
+            // The shard dropped our channel without a word: it stopped. That is a shutdown if
+            // one is under way, otherwise the shard failed.
+            None => {
+                let reason = if self.state.runtime().is_stopping() {
+                    LeaveReason::ServerShutdown
+                } else {
+                    LeaveReason::ServerError
+                };
+                self.removed(Some(reason)).await
+            }
         }
     }
 
@@ -256,24 +318,48 @@ impl Session {
             return true;
         };
         self.send(ServerMessage::Left { reason }).await;
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: "left".into(),
-            })))
-            .await;
+        self.close("left").await;
         false
     }
 
+    async fn close(&mut self, why: &'static str) {
+        if self.unresponsive {
+            return;
+        }
+        let frame = Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: why.into(),
+        }));
+        let _ = tokio::time::timeout(self.send_timeout, self.socket.send(frame)).await;
+    }
+
+    /// Send one message. A client that does not take it within the send timeout (its TCP
+    /// window stays shut: it stopped reading) is dropped: the session ends, its participant
+    /// leaves, and the task is never pinned on a dead reader.
     async fn send(&mut self, message: ServerMessage) {
-        match serde_json::to_string(&message) {
-            Ok(text) => {
-                if let Err(e) = self.socket.send(Message::Text(text.into())).await {
-                    debug!(error = %e, "websocket send failed");
-                }
+        if self.unresponsive {
+            return;
+        }
+        let text = match serde_json::to_string(&message) {
+            Ok(text) => text,
+            Err(e) => {
+                warn!(error = %e, "could not serialize a server message");
+                return;
             }
-            Err(e) => warn!(error = %e, "could not serialize a server message"),
+        };
+        match tokio::time::timeout(
+            self.send_timeout,
+            self.socket.send(Message::Text(text.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "websocket send failed"),
+            Err(_) => {
+                warn!(remote = ?self.remote, "client stopped reading; dropping the connection");
+                self.state.metrics().slow_clients_dropped.inc();
+                self.unresponsive = true;
+            }
         }
     }
 
@@ -288,23 +374,19 @@ impl Session {
             .await;
             return;
         }
-        let raw: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                self.send(error(ErrorCode::BadMessage, format!("not JSON: {e}"), None))
-                    .await;
-                return;
-            }
-        };
-        let message: ClientMessage = match serde_json::from_value(raw.clone()) {
+        let message: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
-                self.send(error(
-                    ErrorCode::BadMessage,
-                    format!("not a valid message: {e}"),
-                    raw.get("type").and_then(|t| t.as_str()),
-                ))
-                .await;
+                // Say whether it was JSON at all, and which request it tried to be.
+                let reply = match serde_json::from_str::<serde_json::Value>(text) {
+                    Err(e) => error(ErrorCode::BadMessage, format!("not JSON: {e}"), None),
+                    Ok(raw) => error(
+                        ErrorCode::BadMessage,
+                        format!("not a valid message: {e}"),
+                        raw.get("type").and_then(|t| t.as_str()),
+                    ),
+                };
+                self.send(reply).await;
                 return;
             }
         };
@@ -317,6 +399,8 @@ impl Session {
                 mode: _,
                 credential,
             } => {
+                // The admission hook sees the join as the client sent it, custom fields too.
+                let raw = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
                 if let Err((code, message)) = self.join(room, name, peer_id, credential, raw).await
                 {
                     self.count_refusal(code);
@@ -324,19 +408,70 @@ impl Session {
                 }
             }
             ClientMessage::Offer { sdp } => {
-                self.forward(kind, |participant| Command::Offer { participant, sdp })
-                    .await
+                if !self.joined(kind).await {
+                    return;
+                }
+                match screen_offer(&sdp, &self.sdp_limits) {
+                    Ok(offer) => {
+                        self.forward(kind, |participant| Command::Offer {
+                            participant,
+                            offer: Box::new(offer),
+                        })
+                        .await
+                    }
+                    Err(refusal) => {
+                        self.send(error(
+                            refusal.code(),
+                            format!("offer refused: {refusal}"),
+                            Some(kind),
+                        ))
+                        .await
+                    }
+                }
             }
             ClientMessage::Answer { sdp } => {
-                self.forward(kind, |participant| Command::Answer { participant, sdp })
-                    .await
+                if !self.joined(kind).await {
+                    return;
+                }
+                match screen_answer(&sdp, &self.sdp_limits) {
+                    Ok(answer) => {
+                        self.forward(kind, |participant| Command::Answer {
+                            participant,
+                            answer: Box::new(answer),
+                        })
+                        .await
+                    }
+                    Err(refusal) => {
+                        self.send(error(
+                            refusal.code(),
+                            format!("answer refused: {refusal}"),
+                            Some(kind),
+                        ))
+                        .await
+                    }
+                }
             }
             ClientMessage::Candidate { candidate, .. } => {
-                self.forward(kind, |participant| Command::Candidate {
-                    participant,
-                    candidate,
-                })
-                .await
+                if !self.joined(kind).await {
+                    return;
+                }
+                match screen_candidate(&candidate) {
+                    Ok(candidate) => {
+                        self.forward(kind, |participant| Command::Candidate {
+                            participant,
+                            candidate: candidate.map(Box::new),
+                        })
+                        .await
+                    }
+                    Err(refusal) => {
+                        self.send(error(
+                            ErrorCode::BadCandidate,
+                            format!("bad ICE candidate: {refusal}"),
+                            Some(kind),
+                        ))
+                        .await
+                    }
+                }
             }
             ClientMessage::Leave {} => {
                 self.forward(kind, |participant| Command::Leave {
@@ -346,6 +481,21 @@ impl Session {
                 .await
             }
             ClientMessage::Message { data, to } => {
+                if !self.joined(kind).await {
+                    return;
+                }
+                if !self.messages.allow(data.len(), Instant::now()) {
+                    let limits = &self.state.config().limits;
+                    let text = format!(
+                        "data messages are limited to {} per second and {} bytes per second per \
+                         connection; this one was dropped",
+                        limits.messages_per_second, limits.message_bytes_per_second
+                    );
+                    self.state.metrics().messages_rate_limited.inc();
+                    self.send(error(ErrorCode::RateLimited, text, Some(kind)))
+                        .await;
+                    return;
+                }
                 self.forward(kind, |participant| Command::Message {
                     participant,
                     to,
@@ -384,6 +534,20 @@ impl Session {
             }
             Err(e) => self.send(error(e.code(), e.message(), REQ)).await,
         }
+    }
+
+    /// True when joined; otherwise tells the client `notJoined` for this request.
+    async fn joined(&mut self, kind: &str) -> bool {
+        if matches!(self.phase, Phase::Joined { .. }) {
+            return true;
+        }
+        self.send(error(
+            ErrorCode::NotJoined,
+            format!("send join before {kind}"),
+            Some(kind),
+        ))
+        .await;
+        false
     }
 
     async fn forward(&mut self, kind: &str, make: impl FnOnce(ParticipantId) -> Command) {
@@ -486,7 +650,7 @@ impl Session {
                 .await
                 .map_err(|m| (ErrorCode::AdmissionDenied, m))?;
         }
-        let shard = runtime.place(&room);
+        let shard = runtime.place(&room).map_err(runtime_error_parts)?;
         let rtc = match runtime.build_rtc(shard).await {
             Ok(rtc) => rtc,
             Err(e) => {

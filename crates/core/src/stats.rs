@@ -1,6 +1,130 @@
 //! Counters a shard keeps about its own work. Plain integers bumped on the shard's thread; the
 //! runtime copies them out for metrics, so the packet path never touches a shared counter.
 
+/// What the shard was doing with a participant's media engine when it failed: the `during`
+/// label of `switchboard_participant_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A datagram from the participant (`Rtc::handle_input` and the drain after it).
+    Datagram,
+    /// A timer or a batch of written packets (`Input::Timeout` and the drain).
+    Timer,
+    /// Authenticating a new path (`Rtc::accepts`).
+    Demux,
+    /// Applying the client's offer.
+    Offer,
+    /// Applying the client's answer to a server offer.
+    Answer,
+    /// Adding a remote candidate.
+    Candidate,
+    /// Making a server offer (new receive slots).
+    Negotiate,
+    /// Writing a forwarded packet to a subscriber (`StreamTx::write_rtp`).
+    Forward,
+    /// Asking a publisher for a keyframe.
+    Keyframe,
+    /// Reading engine state (streams, codecs, media lines).
+    Query,
+    /// Shutting the engine down.
+    Close,
+}
+
+impl Op {
+    pub const ALL: [Op; 11] = [
+        Op::Datagram,
+        Op::Timer,
+        Op::Demux,
+        Op::Offer,
+        Op::Answer,
+        Op::Candidate,
+        Op::Negotiate,
+        Op::Forward,
+        Op::Keyframe,
+        Op::Query,
+        Op::Close,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Datagram => "datagram",
+            Op::Timer => "timer",
+            Op::Demux => "demux",
+            Op::Offer => "offer",
+            Op::Answer => "answer",
+            Op::Candidate => "candidate",
+            Op::Negotiate => "negotiate",
+            Op::Forward => "forward",
+            Op::Keyframe => "keyframe",
+            Op::Query => "query",
+            Op::Close => "close",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How an engine failed: the `cause` label of `switchboard_participant_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// str0m panicked (caught by the engine guard).
+    Panic,
+    /// str0m returned an error it cannot continue from.
+    Error,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 2] = [FailureKind::Panic, FailureKind::Error];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Panic => "panic",
+            FailureKind::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub op: Op,
+    pub kind: FailureKind,
+}
+
+/// Participants removed because their engine failed, by kind and operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts {
+    panics: [u64; Op::ALL.len()],
+    errors: [u64; Op::ALL.len()],
+}
+
+impl FailureCounts {
+    pub fn record(&mut self, failure: Failure) {
+        match failure.kind {
+            FailureKind::Panic => self.panics[failure.op.index()] += 1,
+            FailureKind::Error => self.errors[failure.op.index()] += 1,
+        }
+    }
+
+    pub fn get(&self, kind: FailureKind, op: Op) -> u64 {
+        match kind {
+            FailureKind::Panic => self.panics[op.index()],
+            FailureKind::Error => self.errors[op.index()],
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.panics.iter().chain(&self.errors).sum()
+    }
+
+    fn add(&mut self, other: &FailureCounts) {
+        for i in 0..Op::ALL.len() {
+            self.panics[i] += other.panics[i];
+            self.errors[i] += other.errors[i];
+        }
+    }
+}
+
 /// Cumulative counters since the shard started (except the gauges at the end).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
@@ -20,6 +144,9 @@ pub struct ShardStats {
     pub dropped_unknown_source: u64,
     /// STUN from a new address that named a participant but failed its integrity check.
     pub dropped_unauthenticated: u64,
+    /// Authenticated STUN from a new address of a participant whose address slots all carry
+    /// live traffic: the new path is not mapped (the paths in use are never evicted for it).
+    pub dropped_path_limit: u64,
     /// Subscriber copies held back until the source's next keyframe.
     pub dropped_awaiting_keyframe: u64,
     /// Stragglers of a previous source after a slot switched.
@@ -40,6 +167,8 @@ pub struct ShardStats {
     pub keyframe_requests_coalesced: u64,
     /// Participants removed because their media engine failed (error or panic).
     pub participant_failures: u64,
+    /// The same, by kind and operation.
+    pub failures: FailureCounts,
     /// Gauges.
     pub participants: u64,
     pub rooms: u64,
@@ -60,6 +189,7 @@ impl ShardStats {
             t.dropped_malformed += s.dropped_malformed;
             t.dropped_unknown_source += s.dropped_unknown_source;
             t.dropped_unauthenticated += s.dropped_unauthenticated;
+            t.dropped_path_limit += s.dropped_path_limit;
             t.dropped_awaiting_keyframe += s.dropped_awaiting_keyframe;
             t.dropped_before_switch += s.dropped_before_switch;
             t.dropped_no_codec += s.dropped_no_codec;
@@ -71,10 +201,41 @@ impl ShardStats {
             t.keyframe_requests_sent += s.keyframe_requests_sent;
             t.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
             t.participant_failures += s.participant_failures;
+            t.failures.add(&s.failures);
             t.participants += s.participants;
             t.rooms += s.rooms;
             t.tracks += s.tracks;
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_by_kind_and_op() {
+        let mut a = ShardStats::default();
+        a.failures.record(Failure {
+            op: Op::Offer,
+            kind: FailureKind::Panic,
+        });
+        let mut b = ShardStats::default();
+        b.failures.record(Failure {
+            op: Op::Offer,
+            kind: FailureKind::Panic,
+        });
+        b.failures.record(Failure {
+            op: Op::Datagram,
+            kind: FailureKind::Error,
+        });
+        let t = ShardStats::sum([&a, &b]);
+        assert_eq!(t.failures.get(FailureKind::Panic, Op::Offer), 2);
+        assert_eq!(t.failures.get(FailureKind::Error, Op::Datagram), 1);
+        assert_eq!(t.failures.total(), 3);
+        for (i, op) in Op::ALL.iter().enumerate() {
+            assert_eq!(op.index(), i, "ALL is in declaration order");
+        }
     }
 }

@@ -47,7 +47,7 @@ pub struct MuteRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRequest {
-    pub data: serde_json::Value,
+    pub data: crate::Payload,
     /// A peer id; absent = everyone in the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,

@@ -7,9 +7,11 @@
 
 pub mod admin;
 mod names;
+mod payload;
 pub mod webhook;
 
 pub use names::{validate_display_name, validate_peer_id, validate_room_name, NameError};
+pub use payload::Payload;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame the server accepts on the signalling WebSocket. An SDP offer for a few dozen
 /// m-lines is ~30 KiB; anything much larger is not signalling.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Most m-lines one session may negotiate (sent and received together): a member of a full
+/// 100-person room receives 198 tracks. More make every packet of the session slower in the media
+/// engine and are refused with [`ErrorCode::TooManyTracks`].
+pub const MAX_MLINES_PER_SESSION: usize = 256;
+
+/// Most tracks one participant may publish (camera, microphone, screen share and its audio, and
+/// room to spare). More are refused with [`ErrorCode::TooManyTracks`].
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 16;
+
+/// Most remote ICE candidates one session keeps; later ones get [`ErrorCode::TooManyCandidates`].
+pub const MAX_CANDIDATES_PER_SESSION: usize = 64;
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +75,7 @@ pub enum ClientMessage {
     /// A data message to everyone else in the room, or to one peer (`to`).
     #[serde(rename_all = "camelCase")]
     Message {
-        data: serde_json::Value,
+        data: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
@@ -158,7 +172,7 @@ pub enum ServerMessage {
     Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
-        data: serde_json::Value,
+        data: Payload,
     },
     /// An operator muted or unmuted a track: the server stops (or resumes) forwarding it.
     #[serde(rename_all = "camelCase")]
@@ -233,6 +247,9 @@ pub enum LeaveReason {
     RoomClosed,
     /// The credential expired and was not renewed with `updateCredential`.
     CredentialExpired,
+    /// The media shard hosting the room failed (a server bug); the room is gone. Rejoin: the
+    /// server places the room on a working shard.
+    ServerError,
 }
 
 /// What went wrong, so a client can decide what to do without parsing `message`.
@@ -277,8 +294,17 @@ pub enum ErrorCode {
     RoomFull,
     /// The server has reached its room limit; this join would create a new room.
     TooManyRooms,
-    /// Too many joins from this address; wait a minute.
+    /// Too many joins from this address, or data messages beyond the per-connection rate (count
+    /// or bytes per second); slow down. The message was dropped; the session goes on.
     RateLimited,
+    /// The offer has more m-lines or published tracks than a session may have (see
+    /// `docs/robustness.md`); nothing of it was applied. Also sent once when tracks in the room
+    /// cannot be delivered because this session reached its m-line limit.
+    TooManyTracks,
+    /// The participant sent more ICE candidates than a session may have; the rest are ignored.
+    TooManyCandidates,
+    /// The connection sent no successful `join` within the join timeout; it is closed.
+    JoinTimeout,
     /// The server is draining for a restart and takes no new joins; reconnect shortly.
     Draining,
     /// A `message` named a `to` peer that is not in the room.
@@ -317,7 +343,7 @@ mod tests {
                 },
             },
             ClientMessage::Message {
-                data: serde_json::json!({"hello": 1}),
+                data: serde_json::json!({"hello": 1}).into(),
                 to: None,
             },
         ];

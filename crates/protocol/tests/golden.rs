@@ -116,7 +116,7 @@ fn client_messages() {
     check_client(
         "client/message.json",
         ClientMessage::Message {
-            data: serde_json::json!({"chat": "hello"}),
+            data: serde_json::json!({"chat": "hello"}).into(),
             to: Some("grace".into()),
         },
     );
@@ -231,7 +231,7 @@ fn server_messages() {
         "server/message.json",
         ServerMessage::Message {
             from: Some("grace".into()),
-            data: serde_json::json!({"chat": "hi"}),
+            data: serde_json::json!({"chat": "hi"}).into(),
         },
     );
     check_server(

@@ -27,6 +27,12 @@ pub struct RuntimeConfig {
     pub disconnect_grace: Duration,
     /// Joins beyond this many members of a room are refused; 0 = unlimited.
     pub max_participants_per_room: usize,
+    /// Tracks one participant may publish.
+    pub max_tracks_per_participant: usize,
+    /// m-lines one session may have.
+    pub max_mlines_per_session: usize,
+    /// Remote ICE candidates kept per participant.
+    pub max_candidates_per_session: usize,
 }
 
 impl RuntimeConfig {
@@ -44,6 +50,9 @@ impl RuntimeConfig {
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
             max_participants_per_room: 0,
+            max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
+            max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
+            max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
         }
     }
 

@@ -7,6 +7,7 @@
 //! event channel.
 
 mod config;
+mod health;
 mod placement;
 mod shard_thread;
 mod socket;
@@ -20,14 +21,20 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use switchboard_core::{
-    AdminAction, AdminReply, Command, NewRtc, Notification, ParticipantId, RtcSetupError,
+    AdminAction, AdminReply, Command, Fault, NewRtc, Notification, ParticipantId, RtcSetupError,
     RtcTemplate, ShardStats,
 };
 use switchboard_protocol::{LeaveReason, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{parse_port_list, PortListError, RuntimeConfig};
+use health::Health;
 use placement::Placement;
+pub use shard_thread::{COMMAND_BUDGET, DATAGRAM_BUDGET};
+
+/// How long [`MediaRuntime::shutdown`] waits for the shard threads before it gives up on them
+/// (a stuck thread must not keep the process from exiting).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// What a shard tells one participant's signalling connection.
 #[derive(Debug)]
@@ -45,7 +52,7 @@ pub enum RuntimeError {
     NoPort { shard: usize, detail: String },
     /// The shard's command queue is full: back-pressure. Tell the client to retry later.
     Busy,
-    /// The shard thread is gone (shutting down).
+    /// The shard thread is gone (shutting down, or failed). Retry: placement skips dead shards.
     Stopped,
     /// Building the participant's media engine failed (configuration problem).
     Setup(RtcSetupError),
@@ -83,7 +90,18 @@ pub(crate) enum ShardMessage {
         action: AdminAction,
         reply: oneshot::Sender<AdminReply>,
     },
-    Shutdown,
+    Fault(RuntimeFault),
+}
+
+/// Failures a test can inject into a running shard ([`MediaRuntime::inject_fault`]). No network
+/// request reaches this; it exists so that failure isolation is tested through the real threads,
+/// sockets and queues.
+#[derive(Debug, Clone, Copy)]
+pub enum RuntimeFault {
+    /// The shard thread blocks for this long, as a stuck shard would (its queue fills up).
+    Stall(Duration),
+    /// A failure inside the sans-IO shard (see [`Fault`]).
+    Core(Fault),
 }
 
 /// Notifications (webhook events, connect times) waiting for the control plane.
@@ -97,6 +115,7 @@ struct ShardHandle {
     stats: Arc<Mutex<ShardStats>>,
     /// Nanoseconds the shard thread spent working (not waiting).
     busy_ns: Arc<AtomicU64>,
+    health: Arc<Health>,
 }
 
 /// The running media plane. Cheap to share behind an `Arc`.
@@ -141,7 +160,11 @@ impl MediaRuntime {
             shard_config.connect_timeout = config.connect_timeout;
             shard_config.disconnect_grace = config.disconnect_grace;
             shard_config.max_participants_per_room = config.max_participants_per_room;
+            shard_config.max_tracks_per_participant = config.max_tracks_per_participant;
+            shard_config.max_mlines_per_session = config.max_mlines_per_session;
+            shard_config.max_candidates_per_session = config.max_candidates_per_session;
             let busy_ns = Arc::new(AtomicU64::new(0));
+            let health = Arc::new(Health::new());
             let thread = shard_thread::spawn(shard_thread::Spawn {
                 index,
                 socket,
@@ -149,6 +172,7 @@ impl MediaRuntime {
                 commands: rx,
                 stats: stats.clone(),
                 busy_ns: busy_ns.clone(),
+                health: health.clone(),
                 notifications: notify_tx.clone(),
                 notifications_dropped: notifications_dropped.clone(),
             })
@@ -160,6 +184,7 @@ impl MediaRuntime {
                 local,
                 stats,
                 busy_ns,
+                health,
             });
             threads.push(thread);
         }
@@ -192,10 +217,40 @@ impl MediaRuntime {
         ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The shard hosting `room`, placing the room on the least loaded shard if it is new.
-    /// Every `place` must be matched by one [`MediaRuntime::release`].
-    pub fn place(&self, room: &str) -> usize {
-        self.placement.place(room)
+    /// The shard hosting `room`, placing the room on the least loaded live shard if it is new
+    /// (or if its shard died). Every successful `place` must be matched by one
+    /// [`MediaRuntime::release`]. `Stopped` when no shard is alive.
+    pub fn place(&self, room: &str) -> Result<usize, RuntimeError> {
+        let alive: Vec<bool> = self.shards.iter().map(|s| s.health.is_alive()).collect();
+        self.placement
+            .place(room, &alive)
+            .ok_or(RuntimeError::Stopped)
+    }
+
+    /// Is this shard's thread running?
+    pub fn shard_alive(&self, shard: usize) -> bool {
+        self.shards.get(shard).is_some_and(|s| s.health.is_alive())
+    }
+
+    /// Shards whose thread has died (a bug in the shard), for readiness and metrics.
+    pub fn dead_shards(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.health.is_alive() && !s.health.stop_requested())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Has shutdown begun? (A closed participant channel then means `serverShutdown`, not a
+    /// failed shard.)
+    pub fn is_stopping(&self) -> bool {
+        self.shards.iter().any(|s| s.health.stop_requested())
+    }
+
+    /// Inject a failure into a running shard (failure-isolation tests only).
+    pub fn inject_fault(&self, shard: usize, fault: RuntimeFault) -> Result<(), RuntimeError> {
+        self.send(shard, ShardMessage::Fault(fault))
     }
 
     pub fn release(&self, room: &str) {
@@ -279,17 +334,26 @@ impl MediaRuntime {
         self.shards.iter().map(|s| *s.stats.lock()).collect()
     }
 
-    /// Tell every participant the server is going away, stop the shards and wait for them.
+    /// Tell every participant the server is going away, stop the shards and wait for them
+    /// (at most [`SHUTDOWN_WAIT`]: a stuck shard thread is left behind, not waited for).
+    ///
+    /// The stop request bypasses the command queues, so a shard with a full queue still stops.
     pub fn shutdown(&self) {
         for shard in &self.shards {
-            // A full queue still gets the message: wait for room on a helper thread is not
-            // needed because `blocking_send` would deadlock inside a runtime; try, then rely on
-            // the channel closing when the runtime is dropped.
-            let _ = shard.commands.try_send(ShardMessage::Shutdown);
+            shard.health.request_stop();
         }
         let threads = std::mem::take(&mut *self.threads.lock());
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
         for thread in threads {
-            let _ = thread.join();
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                let name = thread.thread().name().unwrap_or("shard").to_owned();
+                tracing::error!(thread = %name, "shard thread did not stop in time; leaving it");
+            }
         }
     }
 }

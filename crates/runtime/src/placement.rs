@@ -27,27 +27,36 @@ impl Placement {
         }
     }
 
-    pub fn place(&self, room: &str) -> usize {
+    /// The shard for one more member of `room`. A room on a dead shard (`alive[i]` false)
+    /// moves to a live one: its old members are gone with the shard. `None`: no shard is alive.
+    pub fn place(&self, room: &str, alive: &[bool]) -> Option<usize> {
+        let is_alive = |i: usize| alive.get(i).copied().unwrap_or(false);
         let mut inner = self.inner.lock();
-        let shard = match inner.rooms.get_mut(room) {
-            Some((shard, count)) => {
-                *count += 1;
-                *shard
+        let current = inner.rooms.get(room).map(|(shard, _)| *shard);
+        let shard = match current {
+            Some(shard) if is_alive(shard) => {
+                if let Some((_, count)) = inner.rooms.get_mut(room) {
+                    *count += 1;
+                }
+                shard
             }
-            None => {
+            _ => {
                 let shard = inner
                     .load
                     .iter()
                     .enumerate()
+                    .filter(|(i, _)| is_alive(*i))
                     .min_by_key(|(_, load)| **load)
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                inner.rooms.insert(room.to_owned(), (shard, 1));
+                    .map(|(i, _)| i)?;
+                // Members placed on a dead shard still release later; their count moves along
+                // so that the room is forgotten only when the last of them is gone.
+                let count = inner.rooms.get(room).map_or(0, |(_, c)| *c);
+                inner.rooms.insert(room.to_owned(), (shard, count + 1));
                 shard
             }
         };
         inner.load[shard] += 1;
-        shard
+        Some(shard)
     }
 
     pub fn shard_of(&self, room: &str) -> Option<usize> {
@@ -79,14 +88,31 @@ mod tests {
     #[test]
     fn rooms_stick_and_spread() {
         let p = Placement::new(2);
-        let a = p.place("a");
-        let b = p.place("b");
+        let up = [true, true];
+        let a = p.place("a", &up).expect("a shard");
+        let b = p.place("b", &up).expect("a shard");
         assert_ne!(a, b, "second room goes to the idle shard");
-        assert_eq!(p.place("a"), a, "members of a room share its shard");
+        assert_eq!(
+            p.place("a", &up),
+            Some(a),
+            "members of a room share its shard"
+        );
         p.release("a");
         p.release("a");
         p.release("b");
         assert!(p.inner.lock().rooms.is_empty());
         assert_eq!(p.inner.lock().load, vec![0, 0]);
+    }
+
+    #[test]
+    fn dead_shards_get_no_rooms() {
+        let p = Placement::new(2);
+        let a = p.place("a", &[true, true]).expect("a shard");
+        let mut alive = [true, true];
+        alive[a] = false;
+        let moved = p.place("a", &alive).expect("the other shard");
+        assert_ne!(moved, a, "a room on a dead shard moves");
+        assert_eq!(p.place("fresh", &alive), Some(moved));
+        assert_eq!(p.place("x", &[false, false]), None);
     }
 }

@@ -1,20 +1,33 @@
 //! One shard's thread: a single-threaded tokio loop around a sans-IO `Shard`.
 //!
-//! Each wake-up handles a batch: every datagram the socket has (up to `RECV_BATCH`), or every
-//! queued command, read with one clock reading; then all outputs are flushed (datagrams sent,
-//! signalling routed to each participant's channel) and the loop sleeps until the shard's next
-//! deadline, the socket becomes readable, or a command arrives.
+//! # Scheduling
+//!
+//! The loop sleeps until a command arrives, the socket becomes readable, the shard's deadline
+//! passes, or a stop is requested. Then it runs *turns*: each turn serves at most
+//! [`COMMAND_BUDGET`] commands and at most [`DATAGRAM_BUDGET`] datagrams (read with one clock
+//! reading), feeds a due timeout, and flushes what the shard produced. It keeps running turns,
+//! yielding between them, while either source had more than its budget waiting. Neither source
+//! can starve the other: a flood of signalling gets 64 commands a turn while media gets its 256
+//! datagrams, and a datagram flood leaves commands their share.
+//!
+//! # Supervision
+//!
+//! Every call into the shard runs under `catch_unwind`. Participants' engine failures are
+//! contained inside the shard; a panic that reaches this loop is a bug in the shard itself, whose
+//! state can no longer be trusted. The loop then tells every participant it hosted
+//! `left {reason: "serverError"}`, marks the shard dead (placement stops using it, `/readyz`
+//! reports it, `switchboard_shard_up` drops to 0) and ends; the other shards carry on.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use switchboard_core::{
     AdminAction, AdminReply, Command, Input, Notification, Output, ParticipantId, Shard,
     ShardConfig, ShardStats,
@@ -22,9 +35,10 @@ use switchboard_core::{
 use switchboard_protocol::LeaveReason;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::{ParticipantEvent, ShardMessage};
+use crate::health::{DeadOnDrop, Health};
+use crate::{ParticipantEvent, RuntimeFault, ShardMessage};
 
 /// The connection releases its room placement when it hears of the removal, so the removal must
 /// arrive even when the participant's channel is full of signals it is too slow to read.
@@ -39,8 +53,10 @@ fn deliver_removal(tx: mpsc::Sender<ParticipantEvent>, reason: Option<LeaveReaso
     }
 }
 
-const RECV_BATCH: usize = 64;
-const COMMAND_BATCH: usize = 64;
+/// Commands served per turn at most.
+pub const COMMAND_BUDGET: usize = 64;
+/// Datagrams read per turn at most.
+pub const DATAGRAM_BUDGET: usize = 256;
 /// Largest datagram we read; anything larger is truncated by the kernel and fails to parse.
 const MAX_DATAGRAM: usize = 2048;
 const STATS_EVERY: Duration = Duration::from_millis(100);
@@ -53,11 +69,33 @@ pub(crate) struct Spawn {
     pub commands: mpsc::Receiver<ShardMessage>,
     pub stats: Arc<Mutex<ShardStats>>,
     pub busy_ns: Arc<AtomicU64>,
+    pub health: Arc<Health>,
     pub notifications: mpsc::Sender<Notification>,
     pub notifications_dropped: Arc<AtomicU64>,
 }
 
 pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
+    let index = spawn.index;
+    std::thread::Builder::new()
+        .name(format!("shard-{index}"))
+        .spawn(move || {
+            let health = spawn.health.clone();
+            let _dead = DeadOnDrop(&health);
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    error!(shard = index, error = %e, "could not build the shard's event loop");
+                    return;
+                }
+            };
+            runtime.block_on(run(spawn));
+        })
+}
+
+async fn run(spawn: Spawn) {
     let Spawn {
         index,
         socket,
@@ -65,126 +103,191 @@ pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
         commands,
         stats,
         busy_ns,
+        health,
         notifications,
         notifications_dropped,
     } = spawn;
-    std::thread::Builder::new()
-        .name(format!("shard-{index}"))
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    warn!(shard = index, error = %e, "could not build the shard's event loop");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let socket = match UdpSocket::from_std(socket) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(shard = index, error = %e, "could not register the shard socket");
-                        return;
-                    }
-                };
-                let mut worker = Worker {
-                    index,
-                    shard: Shard::new(config, Instant::now()),
-                    socket,
-                    events: HashMap::new(),
-                    stats,
-                    next_stats: Instant::now(),
-                    send_errors: 0,
-                    busy_ns,
-                    notifications,
-                    notifications_dropped,
-                    next_admin: 0,
-                    admin: HashMap::new(),
-                };
-                worker.run(commands).await;
-            });
-        })
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(shard = index, error = %e, "could not register the shard socket");
+            return;
+        }
+    };
+    let mut worker = Worker {
+        index,
+        shard: Shard::new(config, Instant::now()),
+        socket,
+        commands,
+        events: HashMap::new(),
+        stats,
+        next_stats: Instant::now(),
+        send_errors: 0,
+        busy_ns,
+        health,
+        notifications,
+        notifications_dropped,
+        next_admin: 0,
+        admin: HashMap::new(),
+        broken: false,
+        buf: vec![0u8; MAX_DATAGRAM],
+    };
+    worker.run().await;
 }
 
 struct Worker {
     index: usize,
     shard: Shard,
     socket: UdpSocket,
+    commands: mpsc::Receiver<ShardMessage>,
     events: HashMap<ParticipantId, mpsc::Sender<ParticipantEvent>>,
     stats: Arc<Mutex<ShardStats>>,
     next_stats: Instant,
     send_errors: u64,
     busy_ns: Arc<AtomicU64>,
+    health: Arc<Health>,
     notifications: mpsc::Sender<Notification>,
     notifications_dropped: Arc<AtomicU64>,
     next_admin: u64,
     admin: HashMap<u64, oneshot::Sender<AdminReply>>,
+    /// The shard panicked: its state is not to be trusted any more.
+    broken: bool,
+    buf: Vec<u8>,
+}
+
+/// What one turn found.
+struct Turn {
+    /// A source had more waiting than its budget: run another turn right away.
+    more: bool,
+    /// The shard must stop (shutdown, or the command channel closed).
+    stop: bool,
 }
 
 impl Worker {
-    async fn run(&mut self, mut commands: mpsc::Receiver<ShardMessage>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut woke = Instant::now();
+    async fn run(&mut self) {
+        let mut deadline = self.flush();
         loop {
-            let deadline = self.flush();
-            let busy = woke.elapsed();
-            self.busy_ns
-                .fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
-            let sleep = tokio::time::sleep_until(deadline.into());
-            tokio::select! {
-                biased;
-                message = commands.recv() => {
-                    let Some(message) = message else { break };
-                    if !self.handle_message(message) {
-                        break;
-                    }
-                    for _ in 1..COMMAND_BATCH {
-                        match commands.try_recv() {
-                            Ok(message) => {
-                                if !self.handle_message(message) {
-                                    self.flush();
-                                    return;
-                                }
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
-                ready = self.socket.readable() => {
-                    if let Err(e) = ready {
-                        warn!(shard = self.index, error = %e, "socket failed");
-                        break;
-                    }
-                    let now = Instant::now();
-                    for _ in 0..RECV_BATCH {
-                        match self.socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => self.shard.handle_input(Input::Datagram {
-                                now,
-                                source,
-                                contents: &buf[..n],
-                            }),
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                            // ICMP errors (port unreachable from a gone client) surface here on
-                            // Linux; they concern one peer, not the socket.
-                            Err(e) => {
-                                debug!(shard = self.index, error = %e, "recv error");
-                                break;
-                            }
-                        }
-                    }
-                }
-                _ = sleep => {
-                    self.shard.handle_input(Input::Timeout(Instant::now()));
-                }
+            if self.broken {
+                self.die();
+                return;
             }
-            woke = Instant::now();
+            if self.health.stop_requested() {
+                self.stop();
+                return;
+            }
+            let woke;
+            let mut first = None;
+            {
+                let sleep = tokio::time::sleep_until(deadline.into());
+                tokio::select! {
+                    message = self.commands.recv() => match message {
+                        Some(message) => first = Some(message),
+                        None => {
+                            self.stop();
+                            return;
+                        }
+                    },
+                    ready = self.socket.readable() => {
+                        if let Err(e) = ready {
+                            error!(shard = self.index, error = %e, "socket failed");
+                            self.die();
+                            return;
+                        }
+                    }
+                    () = sleep => {}
+                    () = self.health.stopped() => {}
+                }
+                woke = Instant::now();
+            }
+            loop {
+                let turn = self.turn(first.take());
+                deadline = self.flush();
+                if turn.stop {
+                    self.stop();
+                    return;
+                }
+                if self.broken || !turn.more {
+                    break;
+                }
+                // Let the removal deliveries spawned on this thread make progress.
+                tokio::task::yield_now().await;
+            }
+            self.busy_ns
+                .fetch_add(woke.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
-        info!(shard = self.index, "shard stopping");
     }
 
-    /// Returns false when the shard must stop.
+    /// Serve both sources within their budgets, then a due timeout.
+    fn turn(&mut self, first: Option<ShardMessage>) -> Turn {
+        let mut turn = Turn {
+            more: false,
+            stop: false,
+        };
+        let mut served = 0;
+        if let Some(message) = first {
+            served += 1;
+            if !self.handle_message(message) {
+                turn.stop = true;
+                return turn;
+            }
+        }
+        while served < COMMAND_BUDGET && !self.broken {
+            match self.commands.try_recv() {
+                Ok(message) => {
+                    served += 1;
+                    if !self.handle_message(message) {
+                        turn.stop = true;
+                        return turn;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    turn.stop = true;
+                    return turn;
+                }
+            }
+        }
+        if served >= COMMAND_BUDGET {
+            turn.more = true;
+        }
+        let now = Instant::now();
+        let mut read = 0;
+        while read < DATAGRAM_BUDGET && !self.broken {
+            match self.socket.try_recv_from(&mut self.buf) {
+                Ok((n, source)) => {
+                    read += 1;
+                    let (shard, buf) = (&mut self.shard, &self.buf);
+                    let ok = guarded(|| {
+                        shard.handle_input(Input::Datagram {
+                            now,
+                            source,
+                            contents: &buf[..n],
+                        })
+                    });
+                    self.broken |= !ok;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP errors (port unreachable from a gone client) surface here on Linux; they
+                // concern one peer, not the socket.
+                Err(e) => {
+                    debug!(shard = self.index, error = %e, "recv error");
+                    break;
+                }
+            }
+        }
+        if read >= DATAGRAM_BUDGET {
+            turn.more = true;
+        }
+        if !self.broken {
+            let now = Instant::now();
+            let shard = &mut self.shard;
+            self.broken |= !guarded(|| shard.handle_input(Input::Timeout(now)));
+        }
+        turn
+    }
+
+    /// Returns false when the shard must stop (nothing asks that through the queue today; the
+    /// stop request travels beside it, see `Health`).
     fn handle_message(&mut self, message: ShardMessage) -> bool {
         let now = Instant::now();
         match message {
@@ -192,29 +295,66 @@ impl Worker {
                 if let Command::Join { participant, .. } = &command {
                     self.events.insert(*participant, events);
                 }
-                self.shard.handle_input(Input::Command { now, command });
+                self.input_command(now, command);
             }
-            ShardMessage::Command(command) => {
-                self.shard.handle_input(Input::Command { now, command });
-            }
+            ShardMessage::Command(command) => self.input_command(now, command),
             ShardMessage::Admin { action, reply } => self.admin(now, action, reply),
-            ShardMessage::Shutdown => {
-                self.shard.close_all(now, LeaveReason::ServerShutdown);
-                self.flush();
-                return false;
+            ShardMessage::Fault(RuntimeFault::Stall(time)) => {
+                warn!(
+                    shard = self.index,
+                    ?time,
+                    "stalling the shard (injected fault)"
+                );
+                std::thread::sleep(time);
+            }
+            ShardMessage::Fault(RuntimeFault::Core(fault)) => {
+                self.input_command(now, Command::InjectFault(fault))
             }
         }
         true
+    }
+
+    fn input_command(&mut self, now: Instant, command: Command) {
+        let shard = &mut self.shard;
+        self.broken |= !guarded(|| shard.handle_input(Input::Command { now, command }));
     }
 
     fn admin(&mut self, now: Instant, action: AdminAction, reply: oneshot::Sender<AdminReply>) {
         let id = self.next_admin;
         self.next_admin += 1;
         self.admin.insert(id, reply);
-        self.shard.handle_input(Input::Command {
-            now,
-            command: Command::Admin { id, action },
-        });
+        self.input_command(now, Command::Admin { id, action });
+    }
+
+    /// Stop on request: every participant hears `serverShutdown`.
+    fn stop(&mut self) {
+        if !self.broken {
+            let shard = &mut self.shard;
+            let now = Instant::now();
+            self.broken |= !guarded(|| shard.close_all(now, LeaveReason::ServerShutdown));
+            self.flush();
+        }
+        if self.broken {
+            self.die();
+            return;
+        }
+        info!(shard = self.index, "shard stopping");
+    }
+
+    /// The shard panicked: tell everyone it hosted, and end.
+    fn die(&mut self) {
+        self.health.mark_dead();
+        let hosted = self.events.len();
+        error!(
+            shard = self.index,
+            participants = hosted,
+            "media shard failed; its rooms are gone"
+        );
+        for (_, tx) in self.events.drain() {
+            deliver_removal(tx, Some(LeaveReason::ServerError));
+        }
+        self.admin.clear();
+        *self.stats.lock() = ShardStats::default();
     }
 
     /// Send and route everything the shard produced; return when to wake up next.
@@ -222,7 +362,18 @@ impl Worker {
         loop {
             let mut too_slow = Vec::new();
             let deadline = loop {
-                match self.shard.poll_output() {
+                if self.broken {
+                    break Instant::now() + Duration::from_secs(1);
+                }
+                let shard = &mut self.shard;
+                let output = match catch_unwind(AssertUnwindSafe(|| shard.poll_output())) {
+                    Ok(output) => output,
+                    Err(_) => {
+                        self.broken = true;
+                        continue;
+                    }
+                };
+                match output {
                     Output::Transmit {
                         destination,
                         contents,
@@ -264,22 +415,22 @@ impl Worker {
                 }
             };
             let now = Instant::now();
-            if now >= self.next_stats {
+            if now >= self.next_stats && !self.broken {
                 self.next_stats = now + STATS_EVERY;
                 *self.stats.lock() = self.shard.stats();
             }
-            if too_slow.is_empty() {
+            if too_slow.is_empty() || self.broken {
                 return deadline;
             }
             for participant in too_slow {
                 warn!(shard = self.index, %participant, "signalling queue full; disconnecting");
-                self.shard.handle_input(Input::Command {
+                self.input_command(
                     now,
-                    command: Command::Leave {
+                    Command::Leave {
                         participant,
                         reason: LeaveReason::TooSlow,
                     },
-                });
+                );
             }
         }
     }
@@ -297,4 +448,9 @@ impl Worker {
             }
         }
     }
+}
+
+/// Run one call into the shard; false when it panicked.
+fn guarded(f: impl FnOnce()) -> bool {
+    catch_unwind(AssertUnwindSafe(f)).is_ok()
 }

@@ -125,8 +125,17 @@ async fn garbage_everywhere_while_a_call_goes_on() {
             .await,
         ErrorCode::BadSdp
     );
+    // Text that is not SDP is refused by the signalling task's screen; SDP that parses but
+    // answers nothing is refused by the shard.
     assert_eq!(
         ws2.expect_error(r#"{"type":"answer","sdp":"v=0"}"#).await,
+        ErrorCode::BadSdp
+    );
+    assert_eq!(
+        ws2.expect_error(
+            r#"{"type":"answer","sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"}"#
+        )
+        .await,
         ErrorCode::NoPendingOffer
     );
     assert_eq!(

@@ -333,7 +333,7 @@ async fn admin_api_manages_a_live_room() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     wait_for(&mut observer, |m| {
-        matches!(m, ServerMessage::Message { from: None, data } if data["notice"] == "5 minutes left")
+        matches!(m, ServerMessage::Message { from: None, data } if data.to_value()["notice"] == "5 minutes left")
     })
     .await;
     let (status, _) = admin(

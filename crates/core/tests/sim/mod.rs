@@ -13,6 +13,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, Refusal, SdpLimits};
 use switchboard_core::{Command, ParticipantId, RtcTemplate, Shard, ShardConfig};
 use switchboard_loadtest::synth::{self, VideoPosition};
 use switchboard_protocol::{LeaveReason, ServerMessage};
@@ -177,11 +178,38 @@ impl Sim {
             hold_offers: false,
             held_offers: Vec::new(),
         });
+        self.offer_text(pid, &offer.to_sdp_string())
+            .expect("the client's offer passes the screen");
+        self.clients.len() - 1
+    }
+
+    /// What the signalling task does with an offer's text: screen and parse it, then hand the
+    /// parsed offer to the shard.
+    pub fn offer_text(&mut self, pid: ParticipantId, sdp: &str) -> Result<(), Refusal> {
+        let offer = screen_offer(sdp, &SdpLimits::default())?;
         self.command(Command::Offer {
             participant: pid,
-            sdp: offer.to_sdp_string(),
+            offer: Box::new(offer),
         });
-        self.clients.len() - 1
+        Ok(())
+    }
+
+    pub fn answer_text(&mut self, pid: ParticipantId, sdp: &str) -> Result<(), Refusal> {
+        let answer = screen_answer(sdp, &SdpLimits::default())?;
+        self.command(Command::Answer {
+            participant: pid,
+            answer: Box::new(answer),
+        });
+        Ok(())
+    }
+
+    pub fn candidate_text(&mut self, pid: ParticipantId, line: &str) -> Result<(), Refusal> {
+        let candidate = screen_candidate(line)?;
+        self.command(Command::Candidate {
+            participant: pid,
+            candidate: candidate.map(Box::new),
+        });
+        Ok(())
     }
 
     pub fn command(&mut self, command: Command) {
@@ -310,9 +338,11 @@ impl Sim {
             ServerMessage::Offer { sdp } if c.pending.is_none() => {
                 let offer = SdpOffer::from_sdp_string(&sdp).expect("server offer parses");
                 let answer = c.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+                let answer = screen_answer(&answer.to_sdp_string(), &SdpLimits::default())
+                    .expect("the client's answer passes the screen");
                 reply = Some(Command::Answer {
                     participant: pid,
-                    sdp: answer.to_sdp_string(),
+                    answer: Box::new(answer),
                 });
             }
             ServerMessage::TrackPublished { peer_id, mid, .. } => {
@@ -435,10 +465,8 @@ impl Sim {
         c.pending = Some(pending);
         let pid = c.pid;
         self.drain_client(i);
-        self.command(Command::Offer {
-            participant: pid,
-            sdp: offer.to_sdp_string(),
-        });
+        self.offer_text(pid, &offer.to_sdp_string())
+            .expect("the client's offer passes the screen");
     }
 
     /// Ask the shard for a keyframe of what arrives on `mid`, as a subscriber would.

@@ -105,6 +105,15 @@ impl Config {
             max_rooms,
             max_message_bytes,
             joins_per_ip_per_minute,
+            messages_per_second,
+            message_bytes_per_second,
+            max_connections,
+            max_connections_per_ip,
+            join_timeout_s,
+            send_timeout_s,
+            max_tracks_per_participant,
+            max_mlines_per_session,
+            max_candidates_per_session,
         } = &self.limits;
         ControlConfig {
             auth: AuthConfig {
@@ -132,6 +141,15 @@ impl Config {
                 max_rooms: *max_rooms,
                 max_message_bytes: *max_message_bytes,
                 joins_per_ip_per_minute: *joins_per_ip_per_minute,
+                messages_per_second: *messages_per_second,
+                message_bytes_per_second: *message_bytes_per_second,
+                max_connections: *max_connections,
+                max_connections_per_ip: *max_connections_per_ip,
+                join_timeout_s: *join_timeout_s,
+                send_timeout_s: *send_timeout_s,
+                max_tracks_per_participant: *max_tracks_per_participant,
+                max_mlines_per_session: *max_mlines_per_session,
+                max_candidates_per_session: *max_candidates_per_session,
             },
         }
     }
@@ -193,6 +211,10 @@ impl Config {
         // The shards enforce the room size (they own the rooms); the control plane reads the
         // same limit from `Config::control`.
         config.max_participants_per_room = limits.max_participants_per_room;
+        // The same for the per-session bounds the shards enforce.
+        config.max_tracks_per_participant = limits.max_tracks_per_participant;
+        config.max_mlines_per_session = limits.max_mlines_per_session;
+        config.max_candidates_per_session = limits.max_candidates_per_session;
         Ok(config)
     }
 

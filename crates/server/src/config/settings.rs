@@ -101,7 +101,30 @@ settings! {
         max_rooms: usize = Limits::default().max_rooms, "N" in LIMITS;
         /// Largest signalling message accepted (bytes).
         max_message_bytes: usize = Limits::default().max_message_bytes, "BYTES" in LIMITS;
-        /// Joins one IP address may attempt per minute; 0 = unlimited.
+        /// Joins one IP address (IPv6: one /64) may attempt per minute; 0 = unlimited.
         joins_per_ip_per_minute: u32 = Limits::default().joins_per_ip_per_minute, "N" in LIMITS;
+        /// Data messages one connection may send per second; 0 = unlimited.
+        messages_per_second: u32 = Limits::default().messages_per_second, "N" in LIMITS;
+        /// Bytes of data messages one connection may send per second; 0 = unlimited.
+        message_bytes_per_second: u64 = Limits::default().message_bytes_per_second,
+            "BYTES" in LIMITS;
+        /// Open signalling connections in total; 0 = unlimited.
+        max_connections: usize = Limits::default().max_connections, "N" in LIMITS;
+        /// Open signalling connections from one IP address (IPv6: one /64); 0 = unlimited.
+        max_connections_per_ip: usize = Limits::default().max_connections_per_ip,
+            "N" in LIMITS;
+        /// Close a connection that has not joined a room this long after opening (s).
+        join_timeout_s: u64 = Limits::default().join_timeout_s, "S" in LIMITS;
+        /// Drop a client that does not take a message within this long (s).
+        send_timeout_s: u64 = Limits::default().send_timeout_s, "S" in LIMITS;
+        /// Tracks one participant may publish.
+        max_tracks_per_participant: usize = Limits::default().max_tracks_per_participant,
+            "N" in LIMITS;
+        /// m-lines one session may negotiate (sent and received together).
+        max_mlines_per_session: usize = Limits::default().max_mlines_per_session,
+            "N" in LIMITS;
+        /// Remote ICE candidates one session may send.
+        max_candidates_per_session: usize = Limits::default().max_candidates_per_session,
+            "N" in LIMITS;
     }
 }

@@ -1,0 +1,195 @@
+//! What goes into a [`Shard`](super::Shard) and what comes out: its configuration, the commands
+//! of the control plane, the inputs, the outputs, and the operator and notification types.
+//!
+//! A leaf module: it names the shard's vocabulary and depends on none of its parts, so the
+//! parts (and the runtime, and the control plane) can all use it without import cycles.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::Candidate;
+use switchboard_protocol::admin::{RoomDetail, RoomSummary};
+use switchboard_protocol::webhook::WebhookEvent;
+use switchboard_protocol::{LeaveReason, Payload, ServerMessage};
+
+use crate::ids::ParticipantId;
+use crate::rtc_template::NewRtc;
+
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// The address clients send media to: the host candidate every participant advertises, and
+    /// the `destination` str0m is told every datagram arrived on.
+    pub advertised: SocketAddr,
+    /// At most one keyframe request per published track per this interval.
+    pub keyframe_interval: Duration,
+    /// A participant whose ICE+DTLS is not up this long after joining is removed.
+    pub connect_timeout: Duration,
+    /// A participant whose ICE stays disconnected this long is removed.
+    pub disconnect_grace: Duration,
+    /// Joins beyond this many members are refused with `roomFull`; 0 = unlimited.
+    pub max_participants_per_room: usize,
+    /// Tracks one participant may publish; more are refused with `tooManyTracks`.
+    pub max_tracks_per_participant: usize,
+    /// m-lines one session may have (published and received); the server offers no receive slot
+    /// beyond it and refuses client offers above it.
+    pub max_mlines_per_session: usize,
+    /// Remote ICE candidates kept per participant; more get `tooManyCandidates`.
+    pub max_candidates_per_session: usize,
+}
+
+impl ShardConfig {
+    pub fn new(advertised: SocketAddr) -> Self {
+        ShardConfig {
+            advertised,
+            keyframe_interval: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(30),
+            disconnect_grace: Duration::from_secs(10),
+            max_participants_per_room: 0,
+            max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
+            max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
+            max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
+        }
+    }
+}
+
+/// A request from the control plane about one participant (or the shard).
+///
+/// SDP and candidates arrive parsed: the signalling task parses them (see
+/// [`crate::screen`]), so a parser panic costs that one connection, not a turn of the shard.
+#[derive(Debug)]
+pub enum Command {
+    /// Enter `room` with a prepared engine. Answered by `Joined` or an error and `Removed`.
+    Join {
+        participant: ParticipantId,
+        room: String,
+        peer_id: String,
+        name: String,
+        rtc: Box<NewRtc>,
+    },
+    Offer {
+        participant: ParticipantId,
+        offer: Box<SdpOffer>,
+    },
+    Answer {
+        participant: ParticipantId,
+        answer: Box<SdpAnswer>,
+    },
+    /// A trickled remote candidate; `None` is the end of candidates.
+    Candidate {
+        participant: ParticipantId,
+        candidate: Option<Box<Candidate>>,
+    },
+    Leave {
+        participant: ParticipantId,
+        reason: LeaveReason,
+    },
+    /// A data message from a participant to its room (or to one peer in it).
+    Message {
+        participant: ParticipantId,
+        to: Option<String>,
+        data: Payload,
+    },
+    /// An operator request, answered by `Output::Reply` with the same `id`.
+    Admin { id: u64, action: AdminAction },
+    /// Failure-isolation tests: make a failure happen on purpose. No client message and no API
+    /// request maps to this; only in-process tests send it.
+    InjectFault(Fault),
+}
+
+/// Failures [`Command::InjectFault`] can cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next call into this participant's media engine panics inside the engine guard, as a
+    /// str0m bug would.
+    PanicInEngine { participant: ParticipantId },
+    /// The shard itself panics outside every guard, as a bug in the shard would: the runtime's
+    /// supervisor must notice.
+    PanicInShard,
+}
+
+#[derive(Debug)]
+pub enum Input<'a> {
+    Datagram {
+        now: Instant,
+        source: SocketAddr,
+        contents: &'a [u8],
+    },
+    Command {
+        now: Instant,
+        command: Command,
+    },
+    Timeout(Instant),
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit {
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
+    /// A message for the participant's signalling channel.
+    Signal {
+        participant: ParticipantId,
+        message: ServerMessage,
+    },
+    /// The participant is gone from the shard. `reason` is `None` when a join was refused
+    /// (the connection may try again), otherwise the session is over.
+    Removed {
+        participant: ParticipantId,
+        reason: Option<LeaveReason>,
+    },
+    /// The answer to `Command::Admin { id, .. }`.
+    Reply { id: u64, reply: AdminReply },
+    /// Something the application (webhooks) or the metrics may want to know.
+    Notify(Notification),
+    /// Call `handle_input(Input::Timeout(..))` at this time at the latest.
+    Timeout(Instant),
+}
+
+/// What an operator asks a shard.
+#[derive(Debug, Clone)]
+pub enum AdminAction {
+    ListRooms,
+    Room {
+        room: String,
+    },
+    Kick {
+        room: String,
+        peer_id: String,
+    },
+    SetMuted {
+        room: String,
+        peer_id: String,
+        track_id: String,
+        muted: bool,
+    },
+    CloseRoom {
+        room: String,
+    },
+    Message {
+        room: String,
+        to: Option<String>,
+        data: Payload,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminReply {
+    Rooms(Vec<RoomSummary>),
+    Room(RoomDetail),
+    Done,
+    /// Names what was not found: "room", "peer" or "track".
+    NotFound(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    Event(WebhookEvent),
+    /// ICE and DTLS came up `after` the join reached the shard.
+    Connected {
+        room: String,
+        peer_id: String,
+        after: Duration,
+    },
+}

@@ -1,0 +1,235 @@
+//! Joining and leaving: a participant enters a room with its prepared engine, hears who is
+//! there, and its tracks and subscriptions go with it when it leaves.
+
+use std::collections::VecDeque;
+
+use switchboard_protocol::webhook::WebhookEvent;
+use switchboard_protocol::{
+    ErrorCode, LeaveReason, PeerInfo, ServerMessage, TrackInfo, PROTOCOL_VERSION,
+};
+use tracing::info;
+
+use super::engine::Engine;
+use super::interface::Output;
+use super::negotiation::error;
+use super::participant::{Local, Negotiation, Participant, TrackRef};
+use super::Shard;
+use crate::hash::FastMap;
+use crate::ids::ParticipantId;
+use crate::rtc_template::NewRtc;
+
+#[derive(Debug, Default)]
+pub(crate) struct Room {
+    pub members: Vec<Local>,
+    pub tracks: Vec<TrackRef>,
+}
+
+impl Shard {
+    pub(super) fn peer_info(&self, local: Local) -> Option<PeerInfo> {
+        let p = self.members.get(local.0)?;
+        let tracks = p
+            .published
+            .iter()
+            .filter_map(|(_, t)| self.tracks.get(t.0))
+            .map(|t| TrackInfo {
+                track_id: t.track_id.clone(),
+                kind: t.kind,
+                muted: t.muted,
+            })
+            .collect();
+        Some(PeerInfo {
+            peer_id: p.peer_id.clone(),
+            name: p.name.clone(),
+            tracks,
+        })
+    }
+
+    /// The member of `room` with `peer_id`, or what was not found ("room" or "peer").
+    pub(super) fn find(&self, room: &str, peer_id: &str) -> Result<Local, &'static str> {
+        let r = self.rooms.get(room).ok_or("room")?;
+        r.members
+            .iter()
+            .copied()
+            .find(|m| self.members.get(m.0).is_some_and(|p| p.peer_id == peer_id))
+            .ok_or("peer")
+    }
+
+    pub(super) fn join(
+        &mut self,
+        pid: ParticipantId,
+        room: String,
+        peer_id: String,
+        name: String,
+        new: NewRtc,
+    ) {
+        let taken = self.ids.contains_key(&pid) || self.find(&room, &peer_id).is_ok();
+        let limit = self.config.max_participants_per_room;
+        let full = limit > 0
+            && self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.members.len() >= limit);
+        let refusal = if taken {
+            Some((
+                ErrorCode::PeerIdTaken,
+                format!("peer id {peer_id:?} is already in room {room:?}"),
+            ))
+        } else if full {
+            Some((
+                ErrorCode::RoomFull,
+                format!("room {room:?} has reached its limit of {limit} participants"),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            self.outputs.push_back(Output::Signal {
+                participant: pid,
+                message: error(code, message, "join"),
+            });
+            self.outputs.push_back(Output::Removed {
+                participant: pid,
+                reason: None,
+            });
+            // The refused engine is dropped under the guard like any other.
+            Engine::new(new.rtc).close(pid);
+            return;
+        }
+        let members: Vec<PeerInfo> = self
+            .rooms
+            .get(&room)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter_map(|m| self.peer_info(*m))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let participant = Participant {
+            id: pid,
+            peer_id: peer_id.clone(),
+            name: name.clone(),
+            room: room.clone(),
+            engine: Engine::new(new.rtc),
+            ufrag: new.ufrag.clone(),
+            candidate: new.candidate,
+            addrs: Vec::new(),
+            deadline: None,
+            dirty: false,
+            slots: Default::default(),
+            wanted: VecDeque::new(),
+            published: Vec::new(),
+            routes: FastMap::default(),
+            negotiation: Negotiation::AwaitingFirstOffer,
+            joined_at: self.now,
+            connected: false,
+            disconnected_since: None,
+            remote_candidates: 0,
+            told_mline_limit: false,
+            slot_counter: 0,
+            feedback: FastMap::default(),
+        };
+        let local = Local(self.members.insert(participant));
+        self.ids.insert(pid, local);
+        self.demux.add_ufrag(new.ufrag, local);
+        if !self.rooms.contains_key(&room) {
+            self.notify(WebhookEvent::RoomStarted { room: room.clone() });
+        }
+        self.notify(WebhookEvent::ParticipantJoined {
+            room: room.clone(),
+            peer_id: peer_id.clone(),
+            name: name.clone(),
+        });
+        let room_state = self.rooms.entry(room.clone()).or_default();
+        let others = room_state.members.clone();
+        let tracks: Vec<TrackRef> = room_state.tracks.clone();
+        room_state.members.push(local);
+        info!(participant = %pid, %room, %peer_id, "joined");
+        self.signal(
+            local,
+            ServerMessage::Joined {
+                protocol_version: PROTOCOL_VERSION,
+                room,
+                peer_id: peer_id.clone(),
+                members,
+            },
+        );
+        let me = PeerInfo {
+            peer_id,
+            name,
+            tracks: Vec::new(),
+        };
+        for other in others {
+            self.signal(other, ServerMessage::PeerJoined { peer: me.clone() });
+        }
+        // Existing tracks wait for slots until the first offer/answer is done.
+        let wanted: Vec<(TrackRef, _)> = tracks
+            .into_iter()
+            .filter_map(|t| self.tracks.get(t.0).map(|track| (t, track.kind)))
+            .collect();
+        if let Some(p) = self.members.get_mut(local.0) {
+            p.wanted.extend(wanted);
+        }
+        self.drain_now(local);
+    }
+
+    /// Take a participant out: its tracks end for everyone, its subscriptions go, the room
+    /// hears it left, and the demux forgets its addresses.
+    pub(super) fn remove(&mut self, local: Local, reason: Option<LeaveReason>) {
+        let Some(published) = self.members.get(local.0).map(|p| p.published.clone()) else {
+            return;
+        };
+        for (_, track) in published {
+            self.unpublish(track);
+        }
+        let Some(p) = self.members.remove(local.0) else {
+            return;
+        };
+        self.ids.remove(&p.id);
+        for (key, slot) in p.slots.iter() {
+            if let Some(track) = slot.source.and_then(|t| self.tracks.get_mut(t.0)) {
+                track
+                    .subscribers
+                    .retain(|s| *s != (local, super::participant::SlotId(key)));
+            }
+        }
+        if let Some(reason) = reason {
+            self.notify(WebhookEvent::ParticipantLeft {
+                room: p.room.clone(),
+                peer_id: p.peer_id.clone(),
+                reason,
+            });
+        }
+        if let Some(room) = self.rooms.get_mut(&p.room) {
+            room.members.retain(|m| *m != local);
+            let others = room.members.clone();
+            if others.is_empty() {
+                self.rooms.remove(&p.room);
+                info!(room = %p.room, "room closed");
+                self.notify(WebhookEvent::RoomFinished {
+                    room: p.room.clone(),
+                });
+            }
+            for other in others {
+                self.signal(
+                    other,
+                    ServerMessage::PeerLeft {
+                        peer_id: p.peer_id.clone(),
+                    },
+                );
+            }
+        }
+        self.demux.forget(local, &p.ufrag, &p.addrs);
+        info!(participant = %p.id, peer_id = %p.peer_id, ?reason, "left");
+        self.outputs.push_back(Output::Removed {
+            participant: p.id,
+            reason,
+        });
+        p.engine.close(p.id);
+    }
+
+    pub(super) fn notify(&mut self, event: WebhookEvent) {
+        self.outputs
+            .push_back(Output::Notify(super::interface::Notification::Event(event)));
+    }
+}

@@ -1,0 +1,116 @@
+//! An m-line the server sends on: a slot. Slots are reused: when the track behind one ends, the
+//! next track of the same kind takes it over, so a subscriber's m-line count is bounded by the
+//! most tracks it ever received at once, not by how many came and went.
+
+use std::time::Duration;
+
+use str0m::format::PayloadParams;
+use str0m::media::{Mid, Pt};
+use str0m::rtp::Ssrc;
+use switchboard_protocol::MediaKind;
+
+use super::engine::{Engine, Failed};
+use super::participant::TrackRef;
+use crate::forward::{Forwarder, OutCodec};
+use crate::ids::ParticipantId;
+use crate::stats::Op;
+
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
+/// str0m's default: drop queued resends when they exceed 15 % of what a stream sends.
+const RTX_RATIO_CAP: f32 = 0.15;
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// The msid stream id the client sees for this m-line.
+    pub stream_id: String,
+    /// Known once the m-line is negotiated.
+    pub tx_ssrc: Option<Ssrc>,
+    pub state: SlotState,
+    pub source: Option<TrackRef>,
+    pub forwarder: Forwarder,
+    /// Publisher PT → this subscriber's codec, resolved lazily per source.
+    pub codecs: Vec<(Pt, Option<OutCodec>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// In a server offer that is not answered yet.
+    Offered,
+    /// Negotiated, with a send SSRC: can carry a track.
+    Ready,
+    /// Refused or stopped by the client; never used again (a later offer may revive it).
+    Stopped,
+}
+
+impl Slot {
+    pub fn new(mid: Mid, kind: MediaKind, stream_id: String, seed: u64) -> Self {
+        Slot {
+            mid,
+            kind,
+            stream_id,
+            tx_ssrc: None,
+            state: SlotState::Offered,
+            source: None,
+            forwarder: Forwarder::new(seed),
+            codecs: Vec::new(),
+        }
+    }
+
+    /// Bind the slot to the send stream str0m created for its m-line once negotiated: Ready when
+    /// there is one, Stopped when the client refused the m-line.
+    pub fn attach(&mut self, engine: &mut Engine, who: ParticipantId) -> Result<(), Failed> {
+        let (mid, video) = (self.mid, self.kind == MediaKind::Video);
+        let ssrc = engine.call(who, Op::Query, |rtc| {
+            let mut api = rtc.direct_api();
+            let tx = api.stream_tx_by_mid(mid, None)?;
+            if video {
+                // Keep one second of video for NACKs instead of str0m's three: a retransmission
+                // older than that misses any receiver's jitter buffer, and the cache holds every
+                // packet of every subscriber's stream (it dominates memory per participant).
+                tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+            }
+            Some(tx.ssrc())
+        })?;
+        self.tx_ssrc = ssrc;
+        self.state = match ssrc {
+            Some(_) => SlotState::Ready,
+            None => SlotState::Stopped,
+        };
+        Ok(())
+    }
+
+    pub fn is_free(&self, kind: MediaKind) -> bool {
+        self.state == SlotState::Ready && self.kind == kind && self.source.is_none()
+    }
+
+    /// The subscriber's PT for a publisher PT, from the publisher's negotiated parameters.
+    /// Resolved once per (source, PT); the engine is asked only the first time.
+    pub fn out_codec(
+        &mut self,
+        pt: Pt,
+        publisher: &[PayloadParams],
+        engine: &mut Engine,
+        who: ParticipantId,
+    ) -> Result<Option<OutCodec>, Failed> {
+        if let Some((_, codec)) = self.codecs.iter().find(|(p, _)| *p == pt) {
+            return Ok(*codec);
+        }
+        let Some(params) = publisher.iter().find(|p| p.pt() == pt).copied() else {
+            self.codecs.push((pt, None));
+            return Ok(None);
+        };
+        let resolved = engine.call(who, Op::Query, |rtc| {
+            rtc.codec_config()
+                .match_params(params)
+                .map(|ours| OutCodec {
+                    pt: ours.pt(),
+                    clock_rate: ours.spec().clock_rate.get(),
+                })
+        })?;
+        self.codecs.push((pt, resolved));
+        Ok(resolved)
+    }
+}

@@ -1,0 +1,186 @@
+//! Which track goes to which receive slot. Tracks a subscriber should receive wait in its
+//! `wanted` queue until a free slot of their kind exists; slots freed by a leaving track are
+//! reused, and only when none is free does negotiation offer more (see
+//! `docs/decisions/0001-slots.md`).
+
+use str0m::media::{Direction, KeyframeRequestKind, Mid};
+use switchboard_protocol::{MediaKind, ServerMessage, TrackInfo};
+
+use super::drive::kind_of;
+use super::engine::Failed;
+use super::participant::{Local, SlotId, TrackRef};
+use super::slot::{Slot, SlotState};
+use super::Shard;
+use crate::stats::Op;
+
+impl Shard {
+    /// An m-line was added or changed direction: publish/unpublish, open/close a slot.
+    pub(super) fn media_direction(
+        &mut self,
+        local: Local,
+        mid: Mid,
+        kind: Option<MediaKind>,
+        direction: Direction,
+    ) {
+        let Some(p) = self.members.get_mut(local.0) else {
+            return;
+        };
+        let kind = match kind {
+            Some(kind) => Some(kind),
+            None => match p.engine.call(p.id, Op::Query, |rtc| {
+                rtc.media(mid).map(|m| kind_of(m.kind()))
+            }) {
+                Ok(kind) => kind,
+                Err(Failed) => {
+                    self.failed.push(local);
+                    return;
+                }
+            },
+        };
+        let Some(kind) = kind else {
+            return;
+        };
+        // Receiving side: the participant publishes on this m-line.
+        match p.track_on(mid) {
+            None if direction.is_receiving() => self.publish(local, mid, kind),
+            Some(track) if !direction.is_receiving() => self.unpublish(track),
+            _ => {}
+        }
+        // Sending side: a slot the participant receives on.
+        let Some(p) = self.members.get_mut(local.0) else {
+            return;
+        };
+        let who = p.id;
+        match p.slot_by_mid(mid) {
+            None if direction.is_sending() => {
+                let seed = p.next_slot_seed();
+                let stream_id = match p.engine.call(who, Op::Query, |rtc| {
+                    rtc.media(mid).map(|m| m.stream_id().to_owned())
+                }) {
+                    Ok(id) => id.unwrap_or_default(),
+                    Err(Failed) => {
+                        self.failed.push(local);
+                        return;
+                    }
+                };
+                let mut slot = Slot::new(mid, kind, stream_id, seed);
+                if slot.attach(&mut p.engine, who).is_err() {
+                    self.failed.push(local);
+                    return;
+                }
+                p.slots.insert(slot);
+            }
+            Some(id) if !direction.is_sending() => {
+                let ready = p
+                    .slots
+                    .get(id.0)
+                    .is_some_and(|s| s.state == SlotState::Ready);
+                if ready {
+                    if let Some(slot) = p.slot_mut(id) {
+                        slot.state = SlotState::Stopped;
+                    }
+                    if let Some(track) = self.unbind(local, id) {
+                        // The track still exists: it waits for another slot.
+                        if let Some(p) = self.members.get_mut(local.0) {
+                            p.wanted.push_front((track, kind));
+                        }
+                    }
+                }
+            }
+            Some(id) => {
+                // The client turned a stopped m-line back on.
+                let engine = &mut p.engine;
+                if let Some(slot) = p.slots.get_mut(id.0) {
+                    if slot.state == SlotState::Stopped && slot.attach(engine, who).is_err() {
+                        self.failed.push(local);
+                        return;
+                    }
+                }
+            }
+            None => {}
+        }
+        self.fill_slots(local);
+        self.negotiate_later(local);
+    }
+
+    /// Give free slots to waiting tracks, in the order the tracks appeared.
+    pub(super) fn fill_slots(&mut self, local: Local) {
+        loop {
+            let Some(p) = self.members.get(local.0) else {
+                return;
+            };
+            let next =
+                p.wanted.iter().enumerate().find_map(|(i, (track, kind))| {
+                    p.free_slot(*kind).map(|slot| (i, *track, slot))
+                });
+            let Some((i, track, slot)) = next else {
+                return;
+            };
+            if let Some(p) = self.members.get_mut(local.0) {
+                p.wanted.remove(i);
+            }
+            self.bind(local, slot, track);
+        }
+    }
+
+    fn bind(&mut self, local: Local, slot_id: SlotId, track_ref: TrackRef) {
+        let Some(track) = self.tracks.get_mut(track_ref.0) else {
+            return;
+        };
+        let Some(p) = self.members.get_mut(local.0) else {
+            return;
+        };
+        let who = p.id;
+        let Some(slot) = p.slot_mut(slot_id) else {
+            return;
+        };
+        let video = track.kind == MediaKind::Video;
+        slot.source = Some(track_ref);
+        slot.codecs.clear();
+        slot.forwarder.switch_source(video);
+        track.subscribers.push((local, slot_id));
+        let message = ServerMessage::TrackPublished {
+            track: TrackInfo {
+                track_id: track.track_id.clone(),
+                kind: track.kind,
+                muted: track.muted,
+            },
+            peer_id: track.publisher_peer.clone(),
+            mid: slot.mid.to_string(),
+            stream_id: slot.stream_id.clone(),
+        };
+        self.outputs.push_back(super::interface::Output::Signal {
+            participant: who,
+            message,
+        });
+        if video {
+            self.request_keyframe(track_ref, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Detach a slot from its source, telling the subscriber. Returns the track it carried.
+    pub(super) fn unbind(&mut self, local: Local, slot_id: SlotId) -> Option<TrackRef> {
+        let p = self.members.get_mut(local.0)?;
+        let who = p.id;
+        let slot = p.slot_mut(slot_id)?;
+        let track_ref = slot.source.take()?;
+        let mid = slot.mid.to_string();
+        let track = self.tracks.get_mut(track_ref.0)?;
+        track.subscribers.retain(|s| *s != (local, slot_id));
+        self.outputs.push_back(super::interface::Output::Signal {
+            participant: who,
+            message: ServerMessage::TrackUnpublished {
+                track_id: track.track_id.clone(),
+                peer_id: track.publisher_peer.clone(),
+                mid,
+            },
+        });
+        Some(track_ref)
+    }
+
+    pub(super) fn negotiate_later(&mut self, local: Local) {
+        if !self.negotiations.contains(&local) {
+            self.negotiations.push(local);
+        }
+    }
+}

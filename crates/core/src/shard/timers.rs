@@ -1,0 +1,87 @@
+//! When the shard must be woken: each participant's str0m deadline, deferred keyframe requests,
+//! and the periodic housekeeping.
+//!
+//! Deadlines sit in a binary heap with lazy deletion: a participant's entry is pushed only when
+//! its deadline changes, and an entry that no longer matches the participant's current deadline
+//! is skipped when it comes up. Only due participants are fed `Input::Timeout`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use super::participant::{Local, TrackRef};
+
+/// How often the shard checks participants for connect and disconnect timeouts.
+pub(crate) const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Local)>>,
+    next_housekeeping: Instant,
+    /// Tracks with a keyframe request deferred by the throttle.
+    keyframe_pending: Vec<TrackRef>,
+}
+
+impl Timers {
+    pub fn new(now: Instant) -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            keyframe_pending: Vec::new(),
+        }
+    }
+
+    /// Record a participant's new deadline (the caller keeps the current one to compare).
+    pub fn schedule(&mut self, local: Local, at: Instant) {
+        self.heap.push(Reverse((at, local)));
+    }
+
+    /// Pop every entry due at `now` into `due` (the caller checks each against the participant's
+    /// current deadline).
+    pub fn pop_due(&mut self, now: Instant, due: &mut Vec<(Instant, Local)>) {
+        while let Some(Reverse((at, local))) = self.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            due.push((at, local));
+        }
+    }
+
+    /// True (once per interval) when housekeeping is due.
+    pub fn housekeeping_due(&mut self, now: Instant) -> bool {
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn defer_keyframe(&mut self, track: TrackRef) {
+        if !self.keyframe_pending.contains(&track) {
+            self.keyframe_pending.push(track);
+        }
+    }
+
+    pub fn take_keyframes(&mut self) -> Vec<TrackRef> {
+        std::mem::take(&mut self.keyframe_pending)
+    }
+
+    pub fn forget_keyframe(&mut self, track: TrackRef) {
+        self.keyframe_pending.retain(|t| *t != track);
+    }
+
+    pub fn keyframes_pending(&self) -> &[TrackRef] {
+        &self.keyframe_pending
+    }
+
+    /// The earliest of the housekeeping time and the first participant deadline (keyframe
+    /// deadlines are added by the caller, which knows the throttles).
+    pub fn next(&self) -> Instant {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) => self.next_housekeeping.min(*at),
+            None => self.next_housekeeping,
+        }
+    }
+}
