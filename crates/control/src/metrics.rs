@@ -308,6 +308,7 @@ impl Metrics {
             ("unrouted", now.dropped_unrouted, was.dropped_unrouted),
             ("muted", now.dropped_muted, was.dropped_muted),
             ("path_limit", now.dropped_path_limit, was.dropped_path_limit),
+            ("flood", now.dropped_flood, was.dropped_flood),
         ] {
             self.dropped
                 .with_label_values(&[reason])

@@ -147,6 +147,8 @@ pub struct ShardStats {
     /// Authenticated STUN from a new address of a participant whose address slots all carry
     /// live traffic: the new path is not mapped (the paths in use are never evicted for it).
     pub dropped_path_limit: u64,
+    /// Datagrams beyond their sender's ingress budget (a flooding participant).
+    pub dropped_flood: u64,
     /// Subscriber copies held back until the source's next keyframe.
     pub dropped_awaiting_keyframe: u64,
     /// Stragglers of a previous source after a slot switched.
@@ -190,6 +192,7 @@ impl ShardStats {
             t.dropped_unknown_source += s.dropped_unknown_source;
             t.dropped_unauthenticated += s.dropped_unauthenticated;
             t.dropped_path_limit += s.dropped_path_limit;
+            t.dropped_flood += s.dropped_flood;
             t.dropped_awaiting_keyframe += s.dropped_awaiting_keyframe;
             t.dropped_before_switch += s.dropped_before_switch;
             t.dropped_no_codec += s.dropped_no_codec;

@@ -96,7 +96,7 @@ pub(crate) enum ShardMessage {
 /// Failures a test can inject into a running shard ([`MediaRuntime::inject_fault`]). No network
 /// request reaches this; it exists so that failure isolation is tested through the real threads,
 /// sockets and queues.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum RuntimeFault {
     /// The shard thread blocks for this long, as a stuck shard would (its queue fills up).
     Stall(Duration),

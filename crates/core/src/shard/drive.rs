@@ -11,10 +11,11 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Rtc};
 use switchboard_protocol::{LeaveReason, MediaKind};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::demux::Admit;
 use super::engine::Failed;
+use super::ingress::Verdict;
 use super::interface::{Notification, Output};
 use super::participant::{Local, Participant, Route, TrackRef};
 use super::Shard;
@@ -84,6 +85,9 @@ impl Shard {
                 None => return,
             },
         };
+        if !self.within_budget(local) {
+            return;
+        }
         self.drive(local, Op::Datagram, input);
     }
 
@@ -125,6 +129,39 @@ impl Shard {
             }
         }
         Some(local)
+    }
+
+    /// Charge one datagram to the sender's ingress budget; false when it is over (dropped).
+    fn within_budget(&mut self, local: Local) -> bool {
+        let now = self.now;
+        let Some(p) = self.members.get_mut(local.0) else {
+            return false;
+        };
+        match p.ingress.take(now) {
+            Verdict::Pass => true,
+            Verdict::Drop => {
+                self.stats.dropped_flood += 1;
+                false
+            }
+            Verdict::DropAndNotify => {
+                self.stats.dropped_flood += 1;
+                let id = p.id;
+                warn!(participant = %id, "datagrams beyond the ingress budget; dropping");
+                self.outputs.push_back(Output::Signal {
+                    participant: id,
+                    message: switchboard_protocol::ServerMessage::Error {
+                        code: switchboard_protocol::ErrorCode::RateLimited,
+                        message: format!(
+                            "more than {} datagrams per second from this session; the excess is \
+                             dropped",
+                            super::ingress::RATE
+                        ),
+                        request: None,
+                    },
+                });
+                false
+            }
+        }
     }
 
     /// Feed one input to a participant's engine, drain it, and propagate what it produced.

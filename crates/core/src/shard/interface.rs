@@ -98,11 +98,11 @@ pub enum Command {
 }
 
 /// Failures [`Command::InjectFault`] can cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// The next call into this participant's media engine panics inside the engine guard, as a
-    /// str0m bug would.
-    PanicInEngine { participant: ParticipantId },
+    /// The next call into the media engine of `peer_id` in `room` panics inside the engine
+    /// guard, as a str0m bug would.
+    PanicInEngine { room: String, peer_id: String },
     /// The shard itself panics outside every guard, as a bug in the shard would: the runtime's
     /// supervisor must notice.
     PanicInShard,

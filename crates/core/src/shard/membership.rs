@@ -124,6 +124,7 @@ impl Shard {
             joined_at: self.now,
             connected: false,
             disconnected_since: None,
+            ingress: super::ingress::IngressBudget::new(self.now),
             remote_candidates: 0,
             told_mline_limit: false,
             slot_counter: 0,

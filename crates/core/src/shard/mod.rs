@@ -48,6 +48,7 @@ mod demux;
 mod drive;
 mod engine;
 mod fanout;
+mod ingress;
 pub mod interface;
 mod membership;
 mod negotiation;
@@ -273,10 +274,10 @@ impl Shard {
 
     fn inject(&mut self, fault: Fault) {
         match fault {
-            Fault::PanicInEngine { participant } => {
+            Fault::PanicInEngine { room, peer_id } => {
                 if let Some(p) = self
-                    .ids
-                    .get(&participant)
+                    .find(&room, &peer_id)
+                    .ok()
                     .and_then(|l| self.members.get_mut(l.0))
                 {
                     p.engine.inject_panic();

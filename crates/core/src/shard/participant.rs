@@ -11,6 +11,7 @@ use str0m::rtp::Ssrc;
 use switchboard_protocol::MediaKind;
 
 use super::engine::Engine;
+use super::ingress::IngressBudget;
 use super::slab::{Key, Slab};
 use super::slot::Slot;
 use crate::hash::FastMap;
@@ -75,6 +76,8 @@ pub(crate) struct Participant {
     pub joined_at: Instant,
     pub connected: bool,
     pub disconnected_since: Option<Instant>,
+    /// How many datagrams it may still send now (flood protection for everyone else).
+    pub ingress: IngressBudget,
     /// Remote candidates added so far (bounded by the shard's limit).
     pub remote_candidates: usize,
     /// Told once that tracks wait because the session reached its m-line limit.

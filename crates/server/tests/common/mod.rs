@@ -35,7 +35,15 @@ impl TestServer {
     pub async fn start_with(shards: usize, control: ControlConfig) -> TestServer {
         let mut config = RuntimeConfig::localhost(shards);
         config.ports = vec![0; shards];
+        TestServer::start_config(config, control).await
+    }
+
+    /// A server from explicit runtime settings (ports, addresses, limits).
+    pub async fn start_config(mut config: RuntimeConfig, control: ControlConfig) -> TestServer {
         config.max_participants_per_room = control.limits.max_participants_per_room;
+        config.max_tracks_per_participant = control.limits.max_tracks_per_participant;
+        config.max_mlines_per_session = control.limits.max_mlines_per_session;
+        config.max_candidates_per_session = control.limits.max_candidates_per_session;
         let runtime = Arc::new(MediaRuntime::start(config).expect("media runtime starts"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -75,6 +83,34 @@ impl TestServer {
     /// Sum of all shards' counters (refreshed every ~100 ms by the shards).
     pub fn stats(&self) -> ShardStats {
         ShardStats::sum(&self.runtime.stats())
+    }
+
+    /// `GET path` on the HTTP listener: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.http);
+        let resp = reqwest::get(&url).await.expect("HTTP request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
+    }
+
+    /// The value of one Prometheus sample line (`name{labels} value`) from `/metrics`.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+    }
+}
+
+/// Join a raw connection to `room` as `peer`: the `joined` reply.
+pub async fn raw_join(url: &str, room: &str, peer: &str) -> RawWs {
+    let mut ws = RawWs::connect(url).await;
+    ws.send(&format!(
+        r#"{{"type":"join","room":"{room}","peerId":"{peer}"}}"#
+    ))
+    .await;
+    match ws.recv().await {
+        Some(ServerMessage::Joined { .. }) => ws,
+        other => panic!("{peer} expected joined, got {other:?}"),
     }
 }
 
