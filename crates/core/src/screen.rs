@@ -6,7 +6,7 @@
 //! on its own connection, never a turn of the shard. What passes goes to the shard already
 //! parsed (`Command::Offer { offer, .. }`), where applying it is guarded again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -39,6 +39,13 @@ pub enum Refusal {
     TooManyTracks { found: usize, max: usize },
     /// A payload type declared twice in one m-line: the SDP is ambiguous (`badSdp`).
     DuplicatePayloadType { pt: u8, mline: usize },
+    /// A payload type that means one codec in one m-line and another in a later one; bundled
+    /// m-lines must agree (RFC 8843 §9.1), and str0m 0.25 panics on it (`badSdp`).
+    ConflictingPayloadType {
+        pt: u8,
+        first: String,
+        second: String,
+    },
     /// Not SDP, or SDP the media engine cannot read (`badSdp` / `badCandidate`).
     Unparsable(String),
     /// The parser failed on this input (a bug in it); the input is refused (`badSdp` /
@@ -59,6 +66,11 @@ impl std::fmt::Display for Refusal {
             Refusal::DuplicatePayloadType { pt, mline } => {
                 write!(f, "payload type {pt} is declared twice in m-line {mline}")
             }
+            Refusal::ConflictingPayloadType { pt, first, second } => write!(
+                f,
+                "payload type {pt} is {first} in one m-line and {second} in another; bundled \
+                 m-lines must agree"
+            ),
             Refusal::Unparsable(e) => write!(f, "not valid SDP: {e}"),
             Refusal::ParserFailed => write!(f, "the SDP parser could not handle this input"),
         }
@@ -118,6 +130,8 @@ fn check_text(sdp: &str, limits: &SdpLimits, offer: bool) -> Result<(), Refusal>
     let mut sending = 0;
     let mut session_direction_sends = true;
     let mut section: Option<Section> = None;
+    // What each payload type means in the whole SDP (bundled m-lines share one PT space).
+    let mut codec_of_pt: HashMap<u8, String> = HashMap::new();
     for raw in sdp.lines() {
         let line = raw.trim_end_matches('\r');
         if let Some(rest) = line.strip_prefix("m=") {
@@ -150,8 +164,23 @@ fn check_text(sdp: &str, limits: &SdpLimits, offer: bool) -> Result<(), Refusal>
             }
             Some(s) => {
                 if let Some(rest) = attr.strip_prefix("rtpmap:") {
-                    if let Some(pt) = rest.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                    let mut fields = rest.split_whitespace();
+                    if let Some(pt) = fields.next().and_then(|p| p.parse().ok()) {
                         s.declare_rtpmap(pt)?;
+                        let codec = fields.next().unwrap_or_default().to_ascii_lowercase();
+                        match codec_of_pt.get(&pt) {
+                            Some(first) if *first != codec => {
+                                return Err(Refusal::ConflictingPayloadType {
+                                    pt,
+                                    first: first.clone(),
+                                    second: codec,
+                                })
+                            }
+                            Some(_) => {}
+                            None => {
+                                codec_of_pt.insert(pt, codec);
+                            }
+                        }
                     }
                 }
                 match attr {
@@ -293,6 +322,25 @@ mod tests {
             check_text(&offer_with(&[listed_twice]), &SdpLimits::default(), true),
             Err(Refusal::DuplicatePayloadType { pt: 96, .. })
         ));
+    }
+
+    #[test]
+    fn refuses_a_payload_type_that_means_two_codecs() {
+        let vp8 = "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 rtx/90000\r\na=fmtp:102 apt=96\r\na=recvonly\r\n";
+        let h264 = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\na=recvonly\r\n";
+        assert_eq!(
+            check_text(&offer_with(&[vp8, h264]), &SdpLimits::default(), true),
+            Err(Refusal::ConflictingPayloadType {
+                pt: 102,
+                first: "rtx/90000".into(),
+                second: "h264/90000".into()
+            })
+        );
+        // The same codec on the same PT in every m-line is what browsers send.
+        assert_eq!(
+            check_text(&offer_with(&[vp8, vp8]), &SdpLimits::default(), true),
+            Ok(())
+        );
     }
 
     #[test]

@@ -354,3 +354,67 @@ fn random_datagrams_never_hurt_a_call() {
     assert!(sim.client("alice").removed.is_none());
     assert_eq!(sim.shard.stats().participant_failures, 0);
 }
+
+/// An offer in which one m-line's retransmission payload type is another m-line's H264: str0m
+/// 0.25 panics applying it ("Pt locked multiple times: 102").
+pub const PT_TWICE_OFFER: &str = "v=0\r\n\
+o=- 1 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0 1\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:f00d\r\n\
+a=ice-pwd:0123456789abcdefghijklmn\r\n\
+a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n\
+a=setup:actpass\r\n\
+a=rtcp-mux\r\n\
+a=mid:0\r\n\
+a=recvonly\r\n\
+a=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:102 rtx/90000\r\n\
+a=fmtp:102 apt=96\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:f00d\r\n\
+a=ice-pwd:0123456789abcdefghijklmn\r\n\
+a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n\
+a=setup:actpass\r\n\
+a=rtcp-mux\r\n\
+a=mid:1\r\n\
+a=recvonly\r\n\
+a=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+#[test]
+fn the_pt_declared_twice_offer_is_screened_and_its_panic_contained() {
+    let mut sim = alice_and_bob_in_a_call();
+    let (i, _) = sim.join_quiet("r", "mallory", false);
+    let mallory = sim.clients[i].pid;
+    // The signalling task's screen refuses it: it never reaches a shard.
+    assert!(matches!(
+        sim.offer_text(mallory, PT_TWICE_OFFER),
+        Err(Refusal::ConflictingPayloadType { pt: 102, .. })
+    ));
+    assert!(sim.client("mallory").removed.is_none());
+    // Were it to reach the shard anyway, str0m's panic stays inside mallory's engine.
+    let offer = str0m::change::SdpOffer::from_sdp_string(PT_TWICE_OFFER).expect("parses");
+    sim.command(switchboard_core::Command::Offer {
+        participant: mallory,
+        offer: Box::new(offer),
+    });
+    assert_eq!(
+        sim.client("mallory").removed,
+        Some(Some(switchboard_protocol::LeaveReason::MediaError))
+    );
+    let stats = sim.shard.stats();
+    assert_eq!(
+        stats.failures.get(switchboard_core::FailureKind::Panic, switchboard_core::Op::Offer),
+        1,
+        "{stats:?}"
+    );
+    let before = sim.client("bob").packets_of("alice", true).len();
+    sim.run(Duration::from_secs(1));
+    assert!(sim.client("bob").packets_of("alice", true).len() > before + 20);
+    assert!(sim.client("alice").removed.is_none());
+}

@@ -14,8 +14,10 @@ export type ServerErrorType =
   | 'invalidName'
   | 'peerIdTaken'
   | 'badSdp'
+  | 'tooManyTracks'
   | 'noPendingOffer'
   | 'badCandidate'
+  | 'tooManyCandidates'
   | 'serverBusy'
   | 'credentialRequired'
   | 'credentialInvalid'
@@ -25,6 +27,7 @@ export type ServerErrorType =
   | 'roomFull'
   | 'tooManyRooms'
   | 'rateLimited'
+  | 'joinTimeout'
   | 'draining'
   | 'unknownPeer'
   | 'internal';
@@ -61,7 +64,8 @@ export type LeaveReason =
   | 'serverShutdown'
   | 'kicked'
   | 'roomClosed'
-  | 'credentialExpired';
+  | 'credentialExpired'
+  | 'serverError';
 
 export class SwitchboardError extends Error {
   readonly name: 'SwitchboardError';

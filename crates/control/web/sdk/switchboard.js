@@ -30,6 +30,7 @@ const LEAVE_REASONS = {
   kicked: 'an operator removed this participant',
   roomClosed: 'an operator closed the room',
   credentialExpired: 'the credential expired and was not renewed with updateCredential',
+  serverError: 'the media shard hosting the room failed; rejoin to get a working one',
 };
 /** Peer emits `expiresIn` this long before its credential runs out. */
 const EXPIRY_WARNING_S = 60;

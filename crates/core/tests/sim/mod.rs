@@ -117,6 +117,15 @@ impl Sim {
 
     /// Join `room` and send the first offer (audio + video when `publish`).
     pub fn join(&mut self, room: &str, name: &str, publish: bool) -> usize {
+        let (i, offer) = self.join_quiet(room, name, publish);
+        let pid = self.clients[i].pid;
+        self.offer_text(pid, &offer)
+            .expect("the client's offer passes the screen");
+        i
+    }
+
+    /// Join `room` but keep the client's first offer (returned as text) unsent.
+    pub fn join_quiet(&mut self, room: &str, name: &str, publish: bool) -> (usize, String) {
         let pid = ParticipantId(self.next_pid);
         self.next_pid += 1;
         let addr: SocketAddr = format!("127.0.0.1:{}", 41000 + pid.0)
@@ -178,9 +187,8 @@ impl Sim {
             hold_offers: false,
             held_offers: Vec::new(),
         });
-        self.offer_text(pid, &offer.to_sdp_string())
-            .expect("the client's offer passes the screen");
-        self.clients.len() - 1
+        self.poll_shard();
+        (self.clients.len() - 1, offer.to_sdp_string())
     }
 
     /// What the signalling task does with an offer's text: screen and parse it, then hand the
