@@ -27,7 +27,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::client::{ClientError, ClientOptions, LEAVE_TIMEOUT};
+use crate::error::ClientError;
+use crate::options::{ClientOptions, LEAVE_TIMEOUT};
 use crate::stats::{on_corrupt, ClientStats, PacketSample, RecvTracker, SeqWatch, TrackOnSlot};
 use crate::synth::{self, VideoPosition};
 
@@ -1011,7 +1012,7 @@ mod tests {
 
     #[test]
     fn offer_has_the_requested_mlines_and_payload_types() {
-        let mut rtc = crate::client::rtc_config().build(Instant::now());
+        let mut rtc = crate::options::rtc_config().build(Instant::now());
         let mut api = rtc.sdp_api();
         let a = api.add_media(
             str0m::media::MediaKind::Audio,

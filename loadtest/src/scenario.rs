@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::client::{Client, ClientError, ClientOptions, VideoOptions};
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::options::{ClientOptions, VideoOptions};
 use crate::procstat::{self, CpuUsage, ProcSample, ThreadCpu};
 use crate::stats::{percentile, ClientStats, LATENCY_SAMPLES};
 use switchboard_protocol::MediaKind;
