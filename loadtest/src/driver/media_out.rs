@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt};
 use str0m::rtp::{RtpWrite, Ssrc};
-use str0m::{Input, Rtc};
+use str0m::Rtc;
 
 use super::Driver;
 use crate::synth::{self, VideoPosition};
@@ -165,10 +165,7 @@ impl Driver {
             self.drain();
         }
         self.stats().sent_packets += written;
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            self.local_error(format!("str0m timeout after write: {e}"));
-        }
-        self.drain();
+        self.feed_timeout(now, "str0m timeout after write");
     }
 }
 

@@ -5,11 +5,13 @@
 //!
 //! This file holds the loop and its plumbing; the jobs it dispatches to are split by what they
 //! touch: `signalling.rs` (the WebSocket and SDP), `media_in.rs` (datagrams in, receive
-//! accounting) and `media_out.rs` (the synthetic tracks this client publishes).
+//! accounting) and `media_out.rs` (the synthetic tracks this client publishes); `timeouts.rs`
+//! says when str0m is owed a timeout.
 
 mod media_in;
 mod media_out;
 mod signalling;
+mod timeouts;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,10 +37,12 @@ use crate::stats::{ClientStats, RecvTracker};
 use media_in::RxMid;
 use media_out::{TxTrack, AUDIO_PERIOD};
 use signalling::{Ws, WsError, WsReader};
+use timeouts::TimeoutClock;
 
 /// Outputs handled per drain before yielding back to the loop (which resumes right away).
 const MAX_DRAIN: usize = 10_000;
-/// Longest sleep of the loop when str0m has nothing scheduled.
+/// Longest sleep of the loop when nothing is scheduled (str0m's own floor is
+/// [`TIMEOUT_FLOOR`](timeouts::TIMEOUT_FLOOR)).
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Local errors kept verbatim (the rest are only counted).
 const MAX_LOCAL_ERRORS: usize = 100;
@@ -97,7 +101,9 @@ pub(crate) struct Driver {
     rx_ssrcs: HashMap<Ssrc, Mid>,
     rx_mids: HashMap<Mid, RxMid>,
     trackers: HashMap<(String, MediaKind), RecvTracker>,
-    next_timeout: Instant,
+    /// When str0m is next owed an `Input::Timeout`: at its deadline, and at least every
+    /// [`TIMEOUT_FLOOR`](timeouts::TIMEOUT_FLOOR).
+    timeouts: TimeoutClock,
     leave: Option<LeaveState>,
     finished: bool,
 }
@@ -135,7 +141,7 @@ impl Driver {
             rx_ssrcs: HashMap::new(),
             rx_mids: HashMap::new(),
             trackers: HashMap::new(),
-            next_timeout: Instant::now(),
+            timeouts: TimeoutClock::new(Instant::now()),
             leave: None,
             finished: false,
         }
@@ -225,7 +231,7 @@ impl Driver {
     fn wake_at(&self) -> Instant {
         let mut at = Instant::now() + MAX_IDLE;
         if !self.rtc_dead {
-            at = at.min(self.next_timeout);
+            at = at.min(self.timeouts.due_at());
         }
         if let Some(l) = &self.leave {
             at = at.min(l.deadline);
@@ -246,12 +252,18 @@ impl Driver {
             return;
         }
         let now = Instant::now();
-        if self.next_timeout <= now {
-            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-                self.local_error(format!("str0m timeout: {e}"));
-            }
-            self.drain();
+        if self.timeouts.is_due(now) {
+            self.feed_timeout(now, "str0m timeout");
         }
+    }
+
+    /// Hand str0m `Input::Timeout(now)` and drain; `what` names the caller in the error.
+    fn feed_timeout(&mut self, now: Instant, what: &str) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            self.local_error(format!("{what}: {e}"));
+        }
+        self.timeouts.fed(now);
+        self.drain();
     }
 
     /// Drain str0m until it asks for a timeout. Must follow every mutation.
@@ -262,7 +274,7 @@ impl Driver {
         for _ in 0..MAX_DRAIN {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    self.next_timeout = t;
+                    self.timeouts.request(t);
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
@@ -278,7 +290,7 @@ impl Driver {
             }
         }
         // Still more output: come back right away.
-        self.next_timeout = Instant::now();
+        self.timeouts.request(Instant::now());
     }
 
     fn check_leave_deadline(&mut self) {
