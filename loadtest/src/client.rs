@@ -112,6 +112,29 @@ impl Client {
         f(&self.shared.lock())
     }
 
+    /// Start a gap window now: from here, each received track's [`RecvStats::max_gap`] is the
+    /// longest time between two of its packets (the gap across the mark counts from the mark).
+    /// A test asserts on a window like this:
+    ///
+    /// ```no_run
+    /// # fn demo(client: &switchboard_loadtest::Client) {
+    /// # use std::time::{Duration, Instant};
+    /// client.mark_gaps();
+    /// // ... the part under test: a rejoin, a shard move, churn ...
+    /// let worst = client.with_stats(|s| s.max_gap_from("alice", Instant::now()));
+    /// assert!(worst.is_some_and(|g| g <= Duration::from_millis(200)), "{worst:?}");
+    /// # }
+    /// ```
+    ///
+    /// Cheap: the driver compares one timestamp per packet. Returns the mark's instant.
+    ///
+    /// [`RecvStats::max_gap`]: crate::RecvStats::max_gap
+    pub fn mark_gaps(&self) -> Instant {
+        let now = Instant::now();
+        self.shared.lock().mark_gaps(now);
+        now
+    }
+
     /// The background task is still running (the session is not over).
     pub fn is_running(&self) -> bool {
         self.task.as_ref().is_some_and(|t| !t.is_finished())

@@ -29,7 +29,8 @@ pub struct ClientOptions {
     pub recv_video_slots: usize,
     /// Local address the UDP socket binds to (port 0) and announces as host candidate.
     pub local_ip: IpAddr,
-    /// Bound on [`Client::join`]: WebSocket connect, `joined` and the first `answer`.
+    /// Bound on [`Client::join`](crate::Client::join): WebSocket connect, `joined` and the
+    /// first `answer`.
     pub join_timeout: Duration,
     /// Credential for servers that require one (minted by the application server).
     pub credential: Option<switchboard_protocol::Credential>,

@@ -35,7 +35,8 @@ pub struct Scenario {
     /// Joins started per second (0: all at once).
     pub ramp_per_sec: f64,
     /// Worker threads of the client runtime (informational here: the caller builds the runtime,
-    /// see [`run_scenario_blocking`]); used to judge whether the client side saturated.
+    /// see [`run_scenario_blocking`](super::run_scenario_blocking)); used to judge whether the
+    /// client side saturated.
     pub threads: usize,
     /// The server's process id, when known: its CPU and memory are sampled from `/proc`.
     pub server_pid: Option<u32>,

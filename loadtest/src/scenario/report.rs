@@ -68,7 +68,7 @@ pub struct TrackReport {
     pub lost: u64,
 }
 
-/// The result of [`run_scenario`].
+/// The result of [`run_scenario`](super::run_scenario).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: ScenarioInfo,
