@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::options::VideoOptions;
+use crate::options::{ClientOptions, VideoOptions};
 
 /// Upper bound on participants in one run (a typo must not start 100 000 clients).
 pub const MAX_PARTICIPANTS: usize = 2000;
@@ -102,6 +102,65 @@ impl Scenario {
             * self.publisher_pps()
     }
 
+    /// Publishers a participant receives from: every one in its room but itself.
+    pub fn receives_from(&self, publisher: bool) -> usize {
+        if publisher {
+            self.publishers_per_room.saturating_sub(1)
+        } else {
+            self.publishers_per_room
+        }
+    }
+
+    /// The options a participant of this scenario joins with. It pre-creates a receive slot per
+    /// expected track: the server binds tracks to free slots and would otherwise renegotiate
+    /// once per new track. A subscriber needs them anyway: an offer needs at least one m-line.
+    pub fn client_options(&self, room: &str, name: &str, publisher: bool) -> ClientOptions {
+        let others = self.receives_from(publisher);
+        let mut opts = ClientOptions::new(self.url.clone(), room);
+        opts.name = Some(name.to_owned());
+        opts.audio = publisher && self.audio;
+        opts.video = if publisher { self.video.clone() } else { None };
+        opts.recv_audio_slots = if self.audio { others } else { 0 };
+        opts.recv_video_slots = if self.video.is_some() { others } else { 0 };
+        if !publisher && opts.recv_audio_slots + opts.recv_video_slots == 0 {
+            opts.recv_audio_slots = 1;
+        }
+        opts.join_timeout = self.join_timeout;
+        opts
+    }
+
+    /// [`Scenario::room_prefix`], or a fresh `<tag><random hex>` when it is empty, so runs
+    /// against a long-lived server do not meet each other's rooms.
+    pub fn room_prefix_or(&self, tag: &str) -> String {
+        if self.room_prefix.is_empty() {
+            format!("{tag}{:x}", crate::synth::now_us() & 0xff_ffff)
+        } else {
+            self.room_prefix.clone()
+        }
+    }
+
+    /// Every participant's place: rooms interleaved so they fill evenly, publishers first in
+    /// every room (they join first under a ramp).
+    pub fn seats(&self, prefix: &str) -> Vec<Seat> {
+        let per_room = self.publishers_per_room + self.subscribers_per_room;
+        let mut seats = Vec::with_capacity(self.participants());
+        for i in 0..per_room {
+            for r in 0..self.rooms {
+                let publisher = i < self.publishers_per_room;
+                seats.push(Seat {
+                    room: format!("{prefix}-{r}"),
+                    name: if publisher {
+                        format!("pub{i}")
+                    } else {
+                        format!("sub{}", i - self.publishers_per_room)
+                    },
+                    publisher,
+                });
+            }
+        }
+        seats
+    }
+
     /// Check the scenario is something this tool should run.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         check_loopback_url(&self.url).map_err(ScenarioError::Invalid)?;
@@ -137,6 +196,16 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// One participant's place in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// `<prefix>-<n>`.
+    pub room: String,
+    /// `pub<i>` or `sub<i>`, numbered within the room.
+    pub name: String,
+    pub publisher: bool,
 }
 
 /// The load tester's standard video: ~2.6 Mbit/s of 1200-byte packets, 30 fps, 9 packets per
@@ -257,6 +326,27 @@ mod tests {
         // 2 rooms × 3 publishers × 2 tracks × (2 other publishers + 1 subscriber)
         assert_eq!(s.expected_streams(), 36);
         assert_eq!(s.expected_egress_pps(), 2.0 * 3.0 * 3.0 * 320.0);
+        assert_eq!((s.receives_from(true), s.receives_from(false)), (2, 3));
+        let seats = s.seats("x");
+        assert_eq!(seats.len(), 8);
+        let names: Vec<String> = seats
+            .iter()
+            .map(|s| format!("{}/{}", s.room, s.name))
+            .collect();
+        assert_eq!(
+            names[..4],
+            ["x-0/pub0", "x-1/pub0", "x-0/pub1", "x-1/pub1"],
+            "rooms interleave, publishers first"
+        );
+        assert!(seats[6..].iter().all(|s| !s.publisher && s.name == "sub0"));
+        let sub = s.client_options("x-0", "sub0", false);
+        assert_eq!((sub.audio, sub.video.is_some()), (false, false));
+        assert_eq!((sub.recv_audio_slots, sub.recv_video_slots), (3, 3));
+        let publ = s.client_options("x-0", "pub0", true);
+        assert_eq!((publ.recv_audio_slots, publ.recv_video_slots), (2, 2));
+        assert!(publ.audio && publ.video.is_some());
+        s.room_prefix = "fixed".into();
+        assert_eq!(s.room_prefix_or("lt"), "fixed");
         assert!(s.validate().is_ok());
         s.url = "ws://192.168.0.1/v1/ws".into();
         assert!(s.validate().is_err());

@@ -21,7 +21,7 @@ mod summary;
 
 pub use collect::loss_percent;
 pub use config::{
-    check_loopback_url, default_video, video_for_bitrate, video_pps, Scenario, ScenarioError,
+    check_loopback_url, default_video, video_for_bitrate, video_pps, Scenario, ScenarioError, Seat,
     AUDIO_PAYLOAD, AUDIO_PPS, MAX_DURATION, MAX_PARTICIPANTS,
 };
 pub use progress::{Phase, Progress, ProgressFn};

@@ -91,35 +91,18 @@ pub(super) struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     fn new(sc: &'a Scenario, progress: Option<ProgressFn<'a>>) -> Self {
-        let prefix = if sc.room_prefix.is_empty() {
-            format!("lt{:x}", crate::synth::now_us() & 0xff_ffff)
-        } else {
-            sc.room_prefix.clone()
-        };
-        let per_room = sc.publishers_per_room + sc.subscribers_per_room;
+        let prefix = sc.room_prefix_or("lt");
         let tracks = sc.tracks_per_publisher();
-        let mut plans = Vec::with_capacity(sc.participants());
-        // Interleave rooms so they fill evenly; publishers first in every room.
-        for i in 0..per_room {
-            for r in 0..sc.rooms {
-                let publisher = i < sc.publishers_per_room;
-                let others = if publisher {
-                    sc.publishers_per_room - 1
-                } else {
-                    sc.publishers_per_room
-                };
-                plans.push(Plan {
-                    room: format!("{prefix}-{r}"),
-                    name: if publisher {
-                        format!("pub{i}")
-                    } else {
-                        format!("sub{}", i - sc.publishers_per_room)
-                    },
-                    publisher,
-                    tracks_expected: others * tracks,
-                });
-            }
-        }
+        let plans = sc
+            .seats(&prefix)
+            .into_iter()
+            .map(|seat| Plan {
+                tracks_expected: sc.receives_from(seat.publisher) * tracks,
+                room: seat.room,
+                name: seat.name,
+                publisher: seat.publisher,
+            })
+            .collect();
         let now = Instant::now();
         Runner {
             sc,
@@ -138,26 +121,8 @@ impl<'a> Runner<'a> {
     }
 
     fn options(&self, plan: &Plan) -> ClientOptions {
-        let sc = self.sc;
-        let others = plan.tracks_expected / sc.tracks_per_publisher().max(1);
-        // Pre-create a receive slot per expected track: the server binds tracks to free slots
-        // and would otherwise renegotiate once per new track. A subscriber needs them anyway:
-        // an offer needs at least one m-line.
-        let mut opts = ClientOptions::new(sc.url.clone(), plan.room.clone());
-        opts.name = Some(plan.name.clone());
-        opts.audio = plan.publisher && sc.audio;
-        opts.video = if plan.publisher {
-            sc.video.clone()
-        } else {
-            None
-        };
-        opts.recv_audio_slots = if sc.audio { others } else { 0 };
-        opts.recv_video_slots = if sc.video.is_some() { others } else { 0 };
-        if !plan.publisher && opts.recv_audio_slots + opts.recv_video_slots == 0 {
-            opts.recv_audio_slots = 1;
-        }
-        opts.join_timeout = sc.join_timeout;
-        opts
+        self.sc
+            .client_options(&plan.room, &plan.name, plan.publisher)
     }
 
     async fn run(mut self) -> Result<Report, ScenarioError> {
