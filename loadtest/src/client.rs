@@ -135,6 +135,12 @@ impl Client {
         now
     }
 
+    /// Change the live stats under their lock, for collectors that read and reset in one step
+    /// (the soak's per-interval gap window). Keep the closure short, as for [`Client::with_stats`].
+    pub(crate) fn with_stats_mut<R>(&self, f: impl FnOnce(&mut ClientStats) -> R) -> R {
+        f(&mut self.shared.lock())
+    }
+
     /// The background task is still running (the session is not over).
     pub fn is_running(&self) -> bool {
         self.task.as_ref().is_some_and(|t| !t.is_finished())

@@ -20,10 +20,12 @@ mod runner;
 mod summary;
 
 pub use collect::loss_percent;
+pub(crate) use collect::{rate, Delta, Tally};
 pub use config::{
     check_loopback_url, default_video, video_for_bitrate, video_pps, Scenario, ScenarioError, Seat,
     AUDIO_PAYLOAD, AUDIO_PPS, MAX_DURATION, MAX_PARTICIPANTS,
 };
 pub use progress::{Phase, Progress, ProgressFn};
 pub use report::{ParticipantReport, Report, ScenarioInfo, ServerReport, TrackReport, VideoInfo};
+pub(crate) use runner::LEAVE_BUDGET;
 pub use runner::{run_scenario, run_scenario_blocking};

@@ -20,7 +20,7 @@ const MAX_WINDOW_SAMPLES: usize = 4_000_000;
 /// How many join errors are kept verbatim in the report.
 const MAX_JOIN_ERRORS: usize = 10;
 /// Bound on the final `leave` of every participant.
-const LEAVE_BUDGET: Duration = Duration::from_secs(8);
+pub(crate) const LEAVE_BUDGET: Duration = Duration::from_secs(8);
 
 /// One participant to be.
 #[derive(Debug, Clone)]
