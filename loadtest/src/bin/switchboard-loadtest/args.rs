@@ -11,6 +11,9 @@ use switchboard_loadtest::procstat;
 use switchboard_loadtest::scenario::{
     check_loopback_url, default_video, video_for_bitrate, Scenario,
 };
+use switchboard_loadtest::soak::SoakOptions;
+
+use crate::units::{parse_bitrate, parse_duration, parse_fraction, secs};
 
 const DEFAULT_URL: &str = "ws://127.0.0.1:7880/v1/ws";
 
@@ -123,6 +126,20 @@ pub(crate) struct Args {
     /// Forwarder threads of the baseline [default: number of CPUs, like the server's shards].
     #[arg(long)]
     pub(crate) baseline_forwarders: Option<usize>,
+    /// Soak: keep the scenario running this long (e.g. 90s, 10m, 1h), with churn, sampling the
+    /// server's memory, descriptors and CPU; ends with the RSS slope. --duration is not used.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) soak: Option<Duration>,
+    /// Soak: time between churn rounds [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) churn_every: Option<Duration>,
+    /// Soak: share of the seats whose clients leave and are replaced per round, e.g. 0.1 or
+    /// 10% (0: no churn) [default: 10%].
+    #[arg(long, value_name = "SHARE", value_parser = parse_fraction)]
+    pub(crate) churn_fraction: Option<f64>,
+    /// Soak: time between samples [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) sample_every: Option<Duration>,
     /// No progress lines.
     #[arg(long, short)]
     pub(crate) quiet: bool,
@@ -167,30 +184,34 @@ struct FileConfig {
     max_p99_ms: Option<f64>,
     baseline: Option<bool>,
     baseline_forwarders: Option<usize>,
+    /// Durations as on the command line (`"1h"`), the churn share as a number or `"10%"`.
+    soak: Option<String>,
+    churn_every: Option<String>,
+    churn_fraction: Option<FileShare>,
+    sample_every: Option<String>,
 }
 
-fn parse_bitrate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1e6),
-        Some('g' | 'G') => (&s[..s.len() - 1], 1e9),
-        _ => (s, 1.0),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected bits per second like 2500000, 2500k or 2.5M"))?;
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(format!("{s:?}: must be positive"));
-    }
-    Ok((v * mult).round() as u64)
+/// A share in the config file: `0.1` or `"10%"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum FileShare {
+    Number(f64),
+    Text(String),
 }
 
-fn secs(v: f64, what: &str) -> Result<Duration, String> {
-    if !(v > 0.0 && v.is_finite() && v <= 3600.0) {
-        return Err(format!("{what} must be between 0 and 3600 seconds"));
+impl FileShare {
+    fn parse(&self) -> Result<f64, String> {
+        match self {
+            FileShare::Number(v) => parse_fraction(&v.to_string()),
+            FileShare::Text(t) => parse_fraction(t),
+        }
     }
-    Ok(Duration::from_secs_f64(v))
+}
+
+/// A duration from the config file, named by its key for the error.
+fn file_duration(v: Option<String>, key: &str) -> Result<Option<Duration>, String> {
+    v.map(|s| parse_duration(&s).map_err(|e| format!("--config {key}: {e}")))
+        .transpose()
 }
 
 /// The run's settings: flags over the config file over defaults.
@@ -204,6 +225,7 @@ pub(crate) struct Settings {
     pub(crate) capacity: Option<CapacityOptions>,
     pub(crate) baseline: bool,
     pub(crate) baseline_forwarders: usize,
+    pub(crate) soak: Option<SoakOptions>,
 }
 
 pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
@@ -214,6 +236,12 @@ pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
             toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?
         }
         None => FileConfig::default(),
+    };
+    let file_soak = FileSoak {
+        soak: file.soak,
+        churn_every: file.churn_every,
+        churn_fraction: file.churn_fraction,
+        sample_every: file.sample_every,
     };
     let cpus = procstat::cpu_count();
     let mut sc = Scenario::new(
@@ -322,6 +350,10 @@ pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
     if spawn_server.is_none() {
         check_loopback_url(&sc.url)?;
     }
+    let soak = soak_options(args, &file_soak, &sc)?;
+    if soak.is_some() && (baseline || capacity.is_some()) {
+        return Err("--soak is a run of its own: drop --baseline and --capacity".into());
+    }
     Ok(Settings {
         scenario: sc,
         spawn_server,
@@ -335,7 +367,64 @@ pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
             .or(file.baseline_forwarders)
             .unwrap_or(cpus)
             .max(1),
+        soak,
     })
+}
+
+/// The soak settings of the config file (taken out before the rest is consumed).
+#[derive(Debug, Default)]
+struct FileSoak {
+    soak: Option<String>,
+    churn_every: Option<String>,
+    churn_fraction: Option<FileShare>,
+    sample_every: Option<String>,
+}
+
+/// `--soak` and its interval flags (over the file's) into [`SoakOptions`] for `sc`; `None`
+/// without `--soak`, an error when its interval flags come without it.
+fn soak_options(
+    args: &Args,
+    file: &FileSoak,
+    sc: &Scenario,
+) -> Result<Option<SoakOptions>, String> {
+    let duration = match args.soak {
+        Some(d) => Some(d),
+        None => file_duration(file.soak.clone(), "soak")?,
+    };
+    let churn_every = match args.churn_every {
+        Some(d) => Some(d),
+        None => file_duration(file.churn_every.clone(), "churn_every")?,
+    };
+    let churn_fraction = match args.churn_fraction {
+        Some(f) => Some(f),
+        None => file
+            .churn_fraction
+            .as_ref()
+            .map(|f| {
+                f.parse()
+                    .map_err(|e| format!("--config churn_fraction: {e}"))
+            })
+            .transpose()?,
+    };
+    let sample_every = match args.sample_every {
+        Some(d) => Some(d),
+        None => file_duration(file.sample_every.clone(), "sample_every")?,
+    };
+    let Some(duration) = duration else {
+        if churn_every.is_some() || churn_fraction.is_some() || sample_every.is_some() {
+            return Err("--churn-every, --churn-fraction and --sample-every need --soak".into());
+        }
+        return Ok(None);
+    };
+    let mut soak = SoakOptions::new(sc.clone(), duration);
+    soak.churn_every = churn_every.unwrap_or(soak.churn_every);
+    soak.churn_fraction = churn_fraction.unwrap_or(soak.churn_fraction);
+    soak.sample_every = sample_every.unwrap_or(soak.sample_every);
+    // The URL of a spawned server is not known yet; everything else is checked now.
+    let mut check = soak.clone();
+    check.scenario.url = DEFAULT_URL.to_owned();
+    check.validate().map_err(|e| e.to_string())?;
+    Ok(Some(soak))
 }
 
 #[cfg(test)]
@@ -347,15 +436,6 @@ mod tests {
         let mut v = vec!["switchboard-loadtest"];
         v.extend_from_slice(args);
         settings(&Args::try_parse_from(v).map_err(|e| e.to_string())?)
-    }
-
-    #[test]
-    fn bitrates() {
-        assert_eq!(parse_bitrate("2500000"), Ok(2_500_000));
-        assert_eq!(parse_bitrate("2500k"), Ok(2_500_000));
-        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
-        assert!(parse_bitrate("fast").is_err());
-        assert!(parse_bitrate("-1k").is_err());
     }
 
     #[test]
@@ -402,6 +482,77 @@ mod tests {
         assert!(parse(&["--audio", "--no-audio"]).is_ok_and(|s| !s.scenario.audio));
         assert!(parse(&["--no-audio", "--audio"]).is_ok_and(|s| s.scenario.audio));
         assert!(parse(&["--no-video"]).is_ok_and(|s| s.scenario.video.is_none()));
+    }
+
+    #[test]
+    fn soak_flags() {
+        let s = parse(&["--soak", "90s", "--rooms", "3"]).expect("soak");
+        let soak = s.soak.expect("soak options");
+        assert_eq!(soak.duration, Duration::from_secs(90));
+        assert_eq!(soak.scenario.rooms, 3, "the scenario flags shape the soak");
+        assert_eq!(
+            (soak.churn_every, soak.churn_fraction, soak.sample_every),
+            (Duration::from_secs(10), 0.1, Duration::from_secs(10)),
+            "defaults"
+        );
+        let s = parse(&[
+            "--soak",
+            "1h",
+            "--churn-every",
+            "5s",
+            "--churn-fraction",
+            "25%",
+            "--sample-every",
+            "30s",
+        ])
+        .expect("soak");
+        let soak = s.soak.expect("soak options");
+        assert_eq!(soak.duration, Duration::from_secs(3600));
+        assert_eq!(soak.churn_every, Duration::from_secs(5));
+        assert_eq!(soak.churn_fraction, 0.25);
+        assert_eq!(soak.sample_every, Duration::from_secs(30));
+        assert!(parse(&[]).is_ok_and(|s| s.soak.is_none()));
+        for bad in [
+            &["--churn-every", "5s"][..],
+            &["--soak", "1h", "--capacity"],
+            &["--soak", "1h", "--baseline"],
+            &["--soak", "48h"],
+            &["--soak", "1h", "--churn-fraction", "2"],
+            &["--soak", "1h", "--sample-every", "100ms"],
+            &["--soak", "soon"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn soak_in_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("sblt-soak-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("soak.toml");
+        std::fs::write(
+            &path,
+            "soak = \"2m\"\nchurn_every = \"15s\"\nchurn_fraction = \"20%\"\nrooms = 2\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf-8 path");
+        let soak = parse(&["--config", p]).expect("config").soak.expect("soak");
+        assert_eq!(soak.duration, Duration::from_secs(120));
+        assert_eq!(
+            (soak.churn_every, soak.churn_fraction),
+            (Duration::from_secs(15), 0.2)
+        );
+        let soak = parse(&["--config", p, "--churn-fraction", "0.5"])
+            .expect("config")
+            .soak
+            .expect("soak");
+        assert_eq!(soak.churn_fraction, 0.5, "flags win");
+        std::fs::write(&path, "soak = \"2m\"\nchurn_fraction = 0.3\n").expect("write");
+        let soak = parse(&["--config", p]).expect("config").soak.expect("soak");
+        assert_eq!(soak.churn_fraction, 0.3);
+        std::fs::write(&path, "soak = \"forever\"\n").expect("write");
+        assert!(parse(&["--config", p]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

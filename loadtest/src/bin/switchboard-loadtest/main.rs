@@ -5,12 +5,13 @@
 //! at somebody else's server.
 //!
 //! This file starts the run; `args.rs` turns flags and the `--config` file into [`Settings`],
-//! `spawned_server.rs` starts and stops a server for `--spawn-server`, and `output.rs` prints the
-//! results and writes `--json`.
+//! `units.rs` parses bit rates, durations and shares, `spawned_server.rs` starts and stops a
+//! server for `--spawn-server`, and `output.rs` prints the results and writes `--json`.
 
 mod args;
 mod output;
 mod spawned_server;
+mod units;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use clap::Parser;
 use switchboard_loadtest::baseline::{run_baseline, BaselineOptions};
 use switchboard_loadtest::capacity::run_capacity;
 use switchboard_loadtest::scenario::{run_scenario, Progress};
+use switchboard_loadtest::soak::{run_soak, SoakSample};
 
 use args::{settings, Args, Settings};
 use output::{compare, print_capacity, print_comparison, write_json, Output};
@@ -102,6 +104,10 @@ fn run(mut settings: Settings, args: &Args) -> Result<(), String> {
                 c.base.url = s.url.clone();
                 c.base.server_pid = Some(s.pid());
             }
+            if let Some(soak) = &mut settings.soak {
+                soak.scenario.url = s.url.clone();
+                soak.scenario.server_pid = Some(s.pid());
+            }
             out.server_log = Some(s.log.clone());
             Some(s)
         }
@@ -124,7 +130,21 @@ fn run(mut settings: Settings, args: &Args) -> Result<(), String> {
 
     let result: Result<(), String> = rt.block_on(async {
         let work = async {
-            if let Some(copts) = &settings.capacity {
+            if let Some(soak) = &settings.soak {
+                let on_sample = |s: &SoakSample| {
+                    if !quiet {
+                        eprintln!("{}", s.row());
+                    }
+                };
+                if !quiet {
+                    eprintln!("{}", SoakSample::header());
+                }
+                let report = run_soak(soak, Some(&on_sample))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                print!("{}", report.table());
+                out.soak = Some(report);
+            } else if let Some(copts) = &settings.capacity {
                 let on_step = |s: &switchboard_loadtest::capacity::StepReport| {
                     eprintln!(
                         "step {}: {} = {} → {} streams, {:.0} pkt/s, {:.1} Mbit/s, loss {:.2} %, \
@@ -174,5 +194,9 @@ fn run(mut settings: Settings, args: &Args) -> Result<(), String> {
         report_server_log(&s.log);
     }
     result?;
-    write_json(args.json.as_deref(), &out)
+    write_json(args.json.as_deref(), &out)?;
+    match &out.soak {
+        Some(soak) if soak.failed => Err(format!("the soak failed: {}", soak.failure.join("; "))),
+        _ => Ok(()),
+    }
 }

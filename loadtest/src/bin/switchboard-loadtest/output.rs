@@ -8,6 +8,7 @@ use serde::Serialize;
 use switchboard_loadtest::baseline::BaselineReport;
 use switchboard_loadtest::capacity::CapacityReport;
 use switchboard_loadtest::scenario::Report;
+use switchboard_loadtest::soak::SoakReport;
 
 /// Everything the run produced, for `--json`.
 #[derive(Debug, Default, Serialize)]
@@ -22,6 +23,8 @@ pub(crate) struct Output {
     pub(crate) baseline_ceiling: Option<BaselineReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) comparison: Option<Comparison>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) soak: Option<SoakReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) server_log: Option<PathBuf>,
 }
