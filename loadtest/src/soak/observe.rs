@@ -72,7 +72,7 @@ impl Soak<'_> {
                     m.check = None;
                     self.totals.media_missing += 1;
                     problems.push(format!(
-                        "{}: churned-in {} got nothing of {} within {:?}",
+                        "{}: {}, joined late, got nothing of {} within {:?}",
                         s.seat.room,
                         m.peer_id,
                         missing.join(", "),
