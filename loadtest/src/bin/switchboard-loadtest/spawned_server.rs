@@ -1,6 +1,7 @@
 //! `--spawn-server`: a `switchboard` process on free loopback ports, with the admission limits
 //! for real users turned off, stopped when the run ends; and a look at what it logged.
 
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,12 +82,12 @@ impl SpawnedServer {
                     server.log.display()
                 ));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if is_ready(addr) {
                 return Ok(server);
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "the server did not listen on {addr} within 15 s; see {}",
+                    "the server was not ready on {addr} within 15 s; see {}",
                     server.log.display()
                 ));
             }
@@ -125,6 +126,23 @@ impl Drop for SpawnedServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `GET /readyz` answers 200. Accepting a TCP connection is not enough: the server listens
+/// before it starts its media shards, and a soak's "before" reading taken then misses the shards'
+/// threads and sockets.
+fn is_ready(addr: SocketAddr) -> bool {
+    let probe = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream.set_write_timeout(Some(Duration::from_millis(500)))?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes())?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    probe().unwrap_or(false)
 }
 
 fn free_tcp_port() -> Result<u16, String> {
