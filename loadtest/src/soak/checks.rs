@@ -1,7 +1,8 @@
 //! What the soak checks while it runs, as plain functions over what the clients received:
 //!
-//! - a churned-in client gets every kind of media from each publisher that is in its room
-//!   when it joins (and stays), within the settle timeout ([`media_verdict`]);
+//! - a late joiner (churned in, or filling an empty seat) gets every kind of media from each
+//!   publisher that is in its room when it joins (and stays), within the settle timeout
+//!   ([`media_verdict`]);
 //! - a stream that had started does not go silent for a whole sample interval while both its
 //!   publisher and its receiver stay, and a stream between two clients that have both been in
 //!   the room longer than the settle timeout has started ([`check_streams`]);
@@ -85,7 +86,7 @@ pub(super) fn check_streams(
     f
 }
 
-/// Where a churned-in client's media check stands.
+/// Where a late joiner's media check stands.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum MediaVerdict {
     /// Not everything arrived yet, and there is time left.

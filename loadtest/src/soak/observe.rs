@@ -1,5 +1,5 @@
 //! Looking at the clients while the soak runs: every check tick (sessions that ended by
-//! themselves, the media checks of churned-in clients) and every sample (the interval's counters
+//! themselves, the media checks of late joiners) and every sample (the interval's counters
 //! and gap window, the stream and foreign-media checks, the server's `/proc` reading).
 
 use std::collections::{HashMap, HashSet};

@@ -148,7 +148,7 @@ impl SoakReport {
         if failures as f64 > max_failure_fraction * t.join_attempts as f64 {
             failure.push(format!(
                 "{failures} failures in {} joins (more than {:.0} %): {} failed joins, {} \
-                 sessions ended by themselves, {} unconfirmed leaves, {} churned-in clients \
+                 sessions ended by themselves, {} unconfirmed leaves, {} late joiners \
                  without their media",
                 t.join_attempts,
                 max_failure_fraction * 100.0,
@@ -245,7 +245,7 @@ impl SoakReport {
                 t.sessions_ended
             ),
             format!(
-                "media: {} churned-in client(s) got every publisher, {} did not; {} stream \
+                "media: {} late joiner(s) got every publisher of their room, {} did not; {} stream \
                  checks, {} silent, {} never started; {} foreign owner(s), {} wrong-owner \
                  packet(s)",
                 t.media_ok,

@@ -6,8 +6,8 @@ use std::time::Instant;
 use crate::client::Client;
 use crate::scenario::{Scenario, Seat, Tally};
 
-/// A churned-in client's pending check: by `deadline` it must have received every kind of
-/// media from each of `owners` that is still in the room.
+/// A late joiner's pending check (churned in, or filling an empty seat): by `deadline` it must
+/// have received every kind of media from each of `owners` that is still in the room.
 #[derive(Debug)]
 pub(super) struct MediaCheck {
     pub(super) deadline: Instant,
