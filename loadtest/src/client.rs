@@ -1,149 +1,26 @@
-//! The public face of the test client: options, errors and the [`Client`] handle. The work is
-//! done by a spawned task (see `driver.rs`) that owns the `Rtc`, the UDP socket and the
-//! WebSocket; the handle talks to it over a command channel and reads a shared stats snapshot.
+//! The public face of the test client: the [`Client`] handle. The work is done by a spawned task
+//! (see `driver/`) that owns the `Rtc`, the UDP socket and the WebSocket; the handle talks to it
+//! over a command channel and reads a shared stats snapshot. Options and errors live in
+//! `options.rs` and `error.rs`, which the driver uses too: dependencies point from here to the
+//! driver, never back.
 
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use str0m::{Candidate, Rtc};
-use switchboard_protocol::ErrorCode;
+use str0m::Candidate;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::driver::{Command, Driver};
+use crate::error::ClientError;
+use crate::options::{rtc_config, ClientOptions, LEAVE_TIMEOUT};
 use crate::stats::ClientStats;
-
-/// How long [`Client::leave`] waits for the server's `left` (or the close of the WebSocket).
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often [`Client::wait_until`] re-checks its predicate.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-
-/// What a client does in the room.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Signalling endpoint, e.g. `ws://127.0.0.1:7880/v1/ws`.
-    pub url: String,
-    pub room: String,
-    pub name: Option<String>,
-    pub peer_id: Option<String>,
-    /// Publish a synthetic Opus track (50 packets/s of 160 bytes).
-    pub audio: bool,
-    /// Publish a synthetic VP8 track.
-    pub video: Option<VideoOptions>,
-    /// RecvOnly audio m-lines to pre-create in the first offer.
-    pub recv_audio_slots: usize,
-    /// RecvOnly video m-lines to pre-create in the first offer.
-    pub recv_video_slots: usize,
-    /// Local address the UDP socket binds to (port 0) and announces as host candidate.
-    pub local_ip: IpAddr,
-    /// Bound on [`Client::join`]: WebSocket connect, `joined` and the first `answer`.
-    pub join_timeout: Duration,
-    /// Credential for servers that require one (minted by the application server).
-    pub credential: Option<switchboard_protocol::Credential>,
-    /// Extra fields merged into the `join` message (for admission checks of the application).
-    pub extra_join_fields: Option<serde_json::Value>,
-}
-
-/// Synthetic video shape.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoOptions {
-    pub fps: u32,
-    pub packets_per_frame: u32,
-    /// Payload bytes per packet.
-    pub packet_size: usize,
-    /// A keyframe every this many frames (0: only the first frame and on request).
-    pub keyframe_interval: u32,
-}
-
-impl Default for VideoOptions {
-    fn default() -> Self {
-        VideoOptions {
-            fps: 30,
-            packets_per_frame: 3,
-            packet_size: 1200,
-            keyframe_interval: 60,
-        }
-    }
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            url: "ws://127.0.0.1:7880/v1/ws".into(),
-            room: "loadtest".into(),
-            name: None,
-            peer_id: None,
-            audio: true,
-            video: Some(VideoOptions::default()),
-            recv_audio_slots: 0,
-            recv_video_slots: 0,
-            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            join_timeout: Duration::from_secs(10),
-            credential: None,
-            extra_join_fields: None,
-        }
-    }
-}
-
-impl ClientOptions {
-    /// Options for `room` on `url`, publishing audio and video.
-    pub fn new(url: impl Into<String>, room: impl Into<String>) -> Self {
-        ClientOptions {
-            url: url.into(),
-            room: room.into(),
-            ..Default::default()
-        }
-    }
-}
-
-/// Why a client operation failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientError {
-    /// The WebSocket or the UDP socket could not be set up.
-    Connect(String),
-    /// The server (or the client's own state) broke the protocol: bad SDP, unexpected message.
-    Protocol(String),
-    /// The server refused the request with an `error` message.
-    Rejected { code: ErrorCode, message: String },
-    /// Something did not happen in time; `details` is a short dump of the client's stats.
-    Timeout { what: String, details: String },
-    /// The session ended (WebSocket closed, client task stopped).
-    Closed,
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Connect(e) => write!(f, "connect failed: {e}"),
-            ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
-            ClientError::Rejected { code, message } => {
-                write!(f, "rejected by the server: {code:?}: {message}")
-            }
-            ClientError::Timeout { what, details } => {
-                write!(f, "timed out waiting for {what}; {details}")
-            }
-            ClientError::Closed => write!(f, "the session is closed"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-/// The client's media engine settings: RTP mode (synthetic packets are written as RTP) and the
-/// codecs Switchboard forwards. Shared by the client, its tests and the load tester.
-pub fn rtc_config() -> str0m::RtcConfig {
-    Rtc::builder()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-}
 
 /// One WebRTC participant driven by a background task. Dropping it stops the task (like
 /// [`Client::kill`]).
@@ -233,6 +110,35 @@ impl Client {
     /// the client task needs for every packet).
     pub fn with_stats<R>(&self, f: impl FnOnce(&ClientStats) -> R) -> R {
         f(&self.shared.lock())
+    }
+
+    /// Start a gap window now: from here, each received track's [`RecvStats::max_gap`] is the
+    /// longest time between two of its packets (the gap across the mark counts from the mark).
+    /// A test asserts on a window like this:
+    ///
+    /// ```no_run
+    /// # fn demo(client: &switchboard_loadtest::Client) {
+    /// # use std::time::{Duration, Instant};
+    /// client.mark_gaps();
+    /// // ... the part under test: a rejoin, a shard move, churn ...
+    /// let worst = client.with_stats(|s| s.max_gap_from("alice", Instant::now()));
+    /// assert!(worst.is_some_and(|g| g <= Duration::from_millis(200)), "{worst:?}");
+    /// # }
+    /// ```
+    ///
+    /// Cheap: the driver compares one timestamp per packet. Returns the mark's instant.
+    ///
+    /// [`RecvStats::max_gap`]: crate::RecvStats::max_gap
+    pub fn mark_gaps(&self) -> Instant {
+        let now = Instant::now();
+        self.shared.lock().mark_gaps(now);
+        now
+    }
+
+    /// Change the live stats under their lock, for collectors that read and reset in one step
+    /// (the soak's per-interval gap window). Keep the closure short, as for [`Client::with_stats`].
+    pub(crate) fn with_stats_mut<R>(&self, f: impl FnOnce(&mut ClientStats) -> R) -> R {
+        f(&mut self.shared.lock())
     }
 
     /// The background task is still running (the session is not over).

@@ -19,6 +19,7 @@
 //! On top of the client: [`scenario`] runs many of them (rooms × publishers + subscribers) and
 //! sums what the receivers saw into a [`Report`] (egress, loss, latency, join times, server and
 //! client CPU from [`procstat`]); [`capacity`] grows a scenario step by step until it degrades;
+//! [`soak`] keeps one running for a long time with churn, sampling the server for leaks;
 //! [`baseline`] measures a bare in-process UDP forwarder of the same shape, the kernel-only
 //! ceiling. The `switchboard-loadtest` binary puts them behind flags (`docs/benchmarks.md`).
 //!
@@ -39,14 +40,20 @@ pub mod baseline;
 pub mod capacity;
 mod client;
 mod driver;
+mod error;
+mod options;
 pub mod procstat;
 pub mod scenario;
+pub mod soak;
 mod stats;
 pub mod synth;
 
 pub use baseline::{run_baseline, BaselineOptions, BaselineReport};
 pub use capacity::{run_capacity, CapacityOptions, CapacityReport, Dimension};
-pub use client::{rtc_config, Client, ClientError, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
+pub use client::Client;
+pub use error::ClientError;
+pub use options::{rtc_config, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
 pub use scenario::{run_scenario, run_scenario_blocking, Progress, Report, Scenario};
+pub use soak::{run_soak, SoakOptions, SoakReport};
 pub use stats::{percentile, ClientStats, RecvStats, TrackOnSlot, LATENCY_SAMPLES};
 pub use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};

@@ -1,5 +1,6 @@
-//! CPU time and memory of a process (and of its threads) read from Linux `/proc`: enough to say
-//! how busy the server and the load tester were during a measurement window, without a profiler.
+//! CPU time, memory and open file descriptors of a process (and CPU of its threads) read from
+//! Linux `/proc`: enough to say how busy the server and the load tester were during a
+//! measurement window, and whether a long run leaks, without a profiler.
 //!
 //! `utime` and `stime` in `/proc/PID/stat` count clock ticks of `USER_HZ`, which Linux fixes at
 //! 100 per second on every architecture it exposes to user space (the kernel's own `HZ` may
@@ -125,6 +126,39 @@ pub fn sample_process(pid: Option<u32>, with_threads: bool) -> io::Result<ProcSa
         rss_kb,
         threads,
     })
+}
+
+/// Open file descriptors of a process at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdCount {
+    /// Every entry of `/proc/PID/fd`.
+    pub total: u64,
+    /// The entries that are sockets (`socket:[inode]`): the server's UDP and TCP sockets.
+    pub sockets: u64,
+}
+
+/// Count the open file descriptors of a process (`None`: this one). A descriptor closed between
+/// listing and reading its link is not counted.
+pub fn count_fds(pid: Option<u32>) -> io::Result<FdCount> {
+    let mut count = FdCount::default();
+    for entry in fs::read_dir(format!("{}/fd", proc_dir(pid)))? {
+        let Ok(entry) = entry else {
+            continue;
+        };
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        count.total += 1;
+        if is_socket_link(&target) {
+            count.sockets += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// A `/proc/PID/fd/N` link target that names a socket.
+pub fn is_socket_link(target: &Path) -> bool {
+    target.to_str().is_some_and(|t| t.starts_with("socket:["))
 }
 
 /// CPU ticks of the calling thread (`/proc/thread-self/stat`).
@@ -257,6 +291,23 @@ mod tests {
         let status = "Name:\tswitchboard\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
         assert_eq!(parse_status_rss_kb(status), Some(12345));
         assert_eq!(parse_status_rss_kb("Name: x\n"), None);
+    }
+
+    #[test]
+    fn counts_fds_and_sockets() {
+        assert!(is_socket_link(Path::new("socket:[12345]")));
+        assert!(!is_socket_link(Path::new("/dev/null")));
+        assert!(!is_socket_link(Path::new("pipe:[7]")));
+        let before = count_fds(None).expect("own /proc/self/fd");
+        assert!(before.total >= 3 && before.total >= before.sockets);
+        // Other tests of this binary run in parallel and open sockets too: only a lower bound
+        // on the difference is safe to check here.
+        let held: Vec<std::net::UdpSocket> = (0..4)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let during = count_fds(None).expect("own /proc/self/fd");
+        assert!(during.sockets >= held.len() as u64, "{during:?}");
+        assert!(count_fds(Some(u32::MAX)).is_err(), "no such process");
     }
 
     #[test]

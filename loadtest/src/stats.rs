@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind};
 
@@ -73,6 +73,9 @@ pub struct ClientStats {
     pub glare_ignored: u64,
     /// Answers the client sent to server offers.
     pub answers_sent: u64,
+    /// When the current gap window started ([`ClientStats::mark_gaps`]); `None`: never marked,
+    /// every track's window starts with its first packet.
+    pub gaps_marked_at: Option<Instant>,
 }
 
 /// What arrives on one of my m-lines, as announced by `trackPublished`.
@@ -112,6 +115,15 @@ pub struct RecvStats {
     pub latency_total: u64,
     pub first_packet_at: Option<Instant>,
     pub last_packet_at: Option<Instant>,
+    /// The longest time between two consecutive arrivals on this track since the gap window
+    /// started ([`ClientStats::mark_gaps`], or the first packet). A gap that straddles the mark
+    /// counts from the mark: only its part inside the window. A track that has gone quiet shows
+    /// here only once its next packet arrives; [`RecvStats::max_gap_until`] counts the silence
+    /// up to now as well.
+    pub max_gap: Duration,
+    /// Start of the gap window, until the first packet after it arrives (from then on the
+    /// previous arrival is later than the mark and the mark no longer matters).
+    pub gap_mark: Option<Instant>,
 }
 
 impl RecvStats {
@@ -129,6 +141,23 @@ impl RecvStats {
     /// Latency percentile over the kept samples (0 when there are none).
     pub fn latency_percentile(&self, p: f64) -> u32 {
         percentile(&self.latency_us, p)
+    }
+
+    /// Start a new gap window at `now`: [`RecvStats::max_gap`] counts from here.
+    pub fn mark_gap(&mut self, now: Instant) {
+        self.max_gap = Duration::ZERO;
+        self.gap_mark = Some(now);
+    }
+
+    /// [`RecvStats::max_gap`], or the silence since the last arrival (or since the mark, if
+    /// nothing arrived after it) if that is longer: what a window ending at `now` saw, including
+    /// a track that stopped. Zero for a track that never delivered a packet.
+    pub fn max_gap_until(&self, now: Instant) -> Duration {
+        let Some(last) = self.last_packet_at else {
+            return Duration::ZERO;
+        };
+        let from = self.gap_mark.map_or(last, |m| m.max(last));
+        self.max_gap.max(now.saturating_duration_since(from))
     }
 }
 
@@ -158,6 +187,25 @@ impl ClientStats {
     /// Sum of one counter over every received track.
     pub fn total(&self, f: impl Fn(&RecvStats) -> u64) -> u64 {
         self.received.values().map(f).sum()
+    }
+
+    /// Start a gap window at `now` on every received track (see [`RecvStats::max_gap`]); tracks
+    /// that first deliver after it start their window with their first packet.
+    pub fn mark_gaps(&mut self, now: Instant) {
+        self.gaps_marked_at = Some(now);
+        for r in self.received.values_mut() {
+            r.mark_gap(now);
+        }
+    }
+
+    /// The longest gap in the current window on any track from `owner` (audio or video), up to
+    /// `now` ([`RecvStats::max_gap_until`]); `None` when nothing came from `owner`.
+    pub fn max_gap_from(&self, owner: &str, now: Instant) -> Option<Duration> {
+        self.received
+            .iter()
+            .filter(|((o, _), _)| o == owner)
+            .map(|(_, r)| r.max_gap_until(now))
+            .max()
     }
 
     /// The mids that currently carry a track of `peer_id`.
@@ -303,6 +351,17 @@ fn count_arrival(stats: &mut RecvStats, bytes: usize, seq_gap: bool, at: Instant
     if seq_gap {
         stats.seq_gaps += 1;
     }
+    if let Some(prev) = stats.last_packet_at {
+        // One compare per packet once the first packet after a mark has cleared it.
+        let from = match stats.gap_mark.take() {
+            Some(mark) if mark > prev => mark,
+            _ => prev,
+        };
+        let gap = at.saturating_duration_since(from);
+        if gap > stats.max_gap {
+            stats.max_gap = gap;
+        }
+    }
     stats.first_packet_at.get_or_insert(at);
     stats.last_packet_at = Some(at);
 }
@@ -413,6 +472,82 @@ mod tests {
         assert_eq!(s.keyframes, 1);
         on_corrupt(&mut s, 10, true, Instant::now());
         assert_eq!((s.packets, s.corrupt, s.seq_gaps), (8, 1, 3));
+    }
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn gaps_between_arrivals_and_their_window() {
+        let t0 = Instant::now();
+        let mut t = RecvTracker::default();
+        let mut s = RecvStats::default();
+        let mut feed_at = |s: &mut RecvStats, counter: u64, ms: u64| {
+            let mut p = sample(counter);
+            p.at = at(t0, ms);
+            t.on_packet(s, &p);
+        };
+        feed_at(&mut s, 0, 0);
+        assert_eq!(s.max_gap, Duration::ZERO, "one packet is no gap");
+        feed_at(&mut s, 1, 20);
+        feed_at(&mut s, 2, 270);
+        feed_at(&mut s, 3, 290);
+        assert_eq!(s.max_gap, Duration::from_millis(250));
+
+        // A window marked at 300 ms forgets the 250 ms gap; the gap across the mark counts
+        // from the mark (310 − 300), not from the last packet (310 − 290).
+        s.mark_gap(at(t0, 300));
+        assert_eq!(s.max_gap, Duration::ZERO);
+        feed_at(&mut s, 4, 310);
+        assert_eq!(s.max_gap, Duration::from_millis(10));
+        assert_eq!(
+            s.gap_mark, None,
+            "the first packet after the mark clears it"
+        );
+        feed_at(&mut s, 5, 350);
+        assert_eq!(s.max_gap, Duration::from_millis(40));
+
+        // Silence up to now counts in max_gap_until, not in max_gap.
+        assert_eq!(s.max_gap_until(at(t0, 360)), Duration::from_millis(40));
+        assert_eq!(s.max_gap_until(at(t0, 600)), Duration::from_millis(250));
+        assert_eq!(s.max_gap, Duration::from_millis(40));
+        // A mark after the last packet: the silence counts from the mark.
+        s.mark_gap(at(t0, 500));
+        assert_eq!(s.max_gap_until(at(t0, 600)), Duration::from_millis(100));
+        assert_eq!(
+            RecvStats::default().max_gap_until(at(t0, 600)),
+            Duration::ZERO
+        );
+
+        // Corrupt packets are arrivals too.
+        on_corrupt(&mut s, 10, false, at(t0, 800));
+        assert_eq!(s.max_gap, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn client_gap_windows_cover_every_track_of_an_owner() {
+        let t0 = Instant::now();
+        let mut st = ClientStats::default();
+        for (kind, gap_ms) in [(MediaKind::Audio, 20), (MediaKind::Video, 90)] {
+            let r = st.received.entry(("alice".into(), kind)).or_default();
+            count_arrival(r, 100, false, at(t0, 0));
+            count_arrival(r, 100, false, at(t0, gap_ms));
+        }
+        let now = at(t0, 100);
+        assert_eq!(
+            st.max_gap_from("alice", now),
+            Some(Duration::from_millis(90))
+        );
+        assert_eq!(st.max_gap_from("bob", now), None);
+        st.mark_gaps(now);
+        assert_eq!(st.gaps_marked_at, Some(now));
+        assert_eq!(st.max_gap_from("alice", now), Some(Duration::ZERO));
+        assert_eq!(
+            st.max_gap_from("alice", at(t0, 150)),
+            Some(Duration::from_millis(50)),
+            "silence since the mark"
+        );
     }
 
     #[test]

@@ -364,14 +364,22 @@ async fn media_loops_back_through_a_fake_server() {
         .await
         .expect("reoffer");
 
-    // Media keeps flowing after the renegotiation; then a clean leave.
+    // Media keeps flowing after the renegotiation, measured in a fresh gap window; then a
+    // clean leave.
+    let mark = client.mark_gaps();
     let n = client.stats().packets_from(PEER, MediaKind::Audio);
-    client
+    let s = client
         .wait_until("more audio", WAIT, |s| {
             s.packets_from(PEER, MediaKind::Audio) > n + 10
         })
         .await
         .expect("more audio");
+    assert_eq!(s.gaps_marked_at, Some(mark));
+    let gap = s
+        .max_gap_from(PEER, Instant::now())
+        .expect("tracks from us");
+    // Bounded only by the wait itself: timing on a shared machine is not this test's subject.
+    assert!(gap > Duration::ZERO && gap < WAIT, "{gap:?}");
     // Garbage on the WebSocket gets an error back, which the client records.
     client.send_raw("{not json".into());
     let s = client

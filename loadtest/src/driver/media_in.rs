@@ -1,0 +1,147 @@
+//! Media in: datagrams handed to str0m, the events it raises, and the accounting of every
+//! received RTP packet (owner, loss, latency, gaps) into the shared [`ClientStats`].
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::{Event, Input};
+use switchboard_protocol::MediaKind;
+
+use super::Driver;
+use crate::stats::{on_corrupt, PacketSample, RecvTracker, SeqWatch};
+use crate::synth;
+
+/// Owner recorded for corrupt packets on a mid without an announcement.
+const UNKNOWN_OWNER: &str = "?";
+
+/// Receive state of one of my m-lines.
+#[derive(Debug)]
+pub(super) struct RxMid {
+    mid_str: String,
+    kind: MediaKind,
+    seq: SeqWatch,
+}
+
+impl Driver {
+    pub(super) fn on_datagram(&mut self, buf: &[u8], source: SocketAddr, at: Instant) {
+        if self.rtc_dead {
+            return;
+        }
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, buf) else {
+            return; // not STUN/DTLS/RTP: the network's noise, not str0m's business
+        };
+        if let Err(e) = self.rtc.handle_input(Input::Receive(at, receive)) {
+            self.local_error(format!("str0m receive: {e}"));
+        }
+        self.drain();
+    }
+
+    pub(super) fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.stats().connected = true;
+            }
+            Event::IceConnectionStateChange(state) => {
+                self.stats().ice_state = format!("{state:?}");
+            }
+            Event::RtpPacket(p) => self.on_rtp(p),
+            Event::KeyframeRequest(r) => {
+                self.stats().keyframe_requests += 1;
+                self.force_keyframe(r.mid);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_rtp(&mut self, p: RtpPacket) {
+        let ssrc = p.header.ssrc;
+        let mid = match self.rx_ssrcs.get(&ssrc) {
+            Some(mid) => Some(*mid),
+            None => {
+                let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                if let Some(mid) = mid {
+                    self.rx_ssrcs.insert(ssrc, mid);
+                }
+                mid
+            }
+        };
+        let Some(mid) = mid else {
+            self.stats().unknown_ssrc += 1;
+            return;
+        };
+        if !self.rx_mids.contains_key(&mid) {
+            let Some(kind) = self.rtc.media(mid).map(|m| m.kind()) else {
+                self.stats().unknown_ssrc += 1;
+                return;
+            };
+            let kind = match kind {
+                str0m::media::MediaKind::Audio => MediaKind::Audio,
+                str0m::media::MediaKind::Video => MediaKind::Video,
+            };
+            let rx = RxMid {
+                mid_str: mid.to_string(),
+                kind,
+                seq: SeqWatch::default(),
+            };
+            self.rx_mids.insert(mid, rx);
+        }
+        let Some(rx) = self.rx_mids.get_mut(&mid) else {
+            return;
+        };
+        let seq_gap = rx.seq.observe(p.header.sequence_number);
+        let kind = rx.kind;
+        let video = kind == MediaKind::Video;
+        let parsed = synth::parse_payload(&p.payload, video);
+
+        let mut guard = self.shared.lock();
+        let s = &mut *guard;
+        match s.mid_packets.get_mut(&rx.mid_str) {
+            Some(n) => *n += 1,
+            None => {
+                s.mid_packets.insert(rx.mid_str.clone(), 1);
+            }
+        }
+        let announced = s
+            .slots
+            .get(&rx.mid_str)
+            .and_then(|t| t.as_ref())
+            .map(|t| t.peer_id.as_str());
+        match parsed {
+            Ok(info) => {
+                if announced.is_some_and(|a| a != info.owner) {
+                    s.wrong_owner += 1;
+                }
+                let now_us = synth::now_us();
+                let sample = PacketSample {
+                    counter: info.counter,
+                    seq_gap,
+                    keyframe: info.keyframe,
+                    bytes: p.payload.len(),
+                    latency_us: now_us.saturating_sub(info.sent_us).min(u32::MAX as u64) as u32,
+                    at: p.timestamp,
+                };
+                let key = (info.owner, kind);
+                // Look up before inserting: the key is cloned only for a new track.
+                if !s.received.contains_key(&key) {
+                    s.received.insert(key.clone(), Default::default());
+                }
+                if !self.trackers.contains_key(&key) {
+                    self.trackers.insert(key.clone(), RecvTracker::default());
+                }
+                if let (Some(stats), Some(tracker)) =
+                    (s.received.get_mut(&key), self.trackers.get_mut(&key))
+                {
+                    tracker.on_packet(stats, &sample);
+                }
+            }
+            Err(_) => {
+                let owner = announced.unwrap_or(UNKNOWN_OWNER).to_owned();
+                let stats = s.received.entry((owner, kind)).or_default();
+                on_corrupt(stats, p.payload.len(), seq_gap, p.timestamp);
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What a client is asked to do ([`ClientOptions`], [`VideoOptions`]), the media engine settings
+//! every client uses ([`rtc_config`]) and the bounds of a session ([`LEAVE_TIMEOUT`]). Both the
+//! [`Client`](crate::Client) handle and its driver task read these; neither owns them.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use str0m::Rtc;
+
+/// How long [`Client::leave`](crate::Client::leave) waits for the server's `left` (or the close
+/// of the WebSocket).
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client does in the room.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Signalling endpoint, e.g. `ws://127.0.0.1:7880/v1/ws`.
+    pub url: String,
+    pub room: String,
+    pub name: Option<String>,
+    pub peer_id: Option<String>,
+    /// Publish a synthetic Opus track (50 packets/s of 160 bytes).
+    pub audio: bool,
+    /// Publish a synthetic VP8 track.
+    pub video: Option<VideoOptions>,
+    /// RecvOnly audio m-lines to pre-create in the first offer.
+    pub recv_audio_slots: usize,
+    /// RecvOnly video m-lines to pre-create in the first offer.
+    pub recv_video_slots: usize,
+    /// Local address the UDP socket binds to (port 0) and announces as host candidate.
+    pub local_ip: IpAddr,
+    /// Bound on [`Client::join`](crate::Client::join): WebSocket connect, `joined` and the
+    /// first `answer`.
+    pub join_timeout: Duration,
+    /// Credential for servers that require one (minted by the application server).
+    pub credential: Option<switchboard_protocol::Credential>,
+    /// Extra fields merged into the `join` message (for admission checks of the application).
+    pub extra_join_fields: Option<serde_json::Value>,
+}
+
+/// Synthetic video shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoOptions {
+    pub fps: u32,
+    pub packets_per_frame: u32,
+    /// Payload bytes per packet.
+    pub packet_size: usize,
+    /// A keyframe every this many frames (0: only the first frame and on request).
+    pub keyframe_interval: u32,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        VideoOptions {
+            fps: 30,
+            packets_per_frame: 3,
+            packet_size: 1200,
+            keyframe_interval: 60,
+        }
+    }
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            url: "ws://127.0.0.1:7880/v1/ws".into(),
+            room: "loadtest".into(),
+            name: None,
+            peer_id: None,
+            audio: true,
+            video: Some(VideoOptions::default()),
+            recv_audio_slots: 0,
+            recv_video_slots: 0,
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            join_timeout: Duration::from_secs(10),
+            credential: None,
+            extra_join_fields: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Options for `room` on `url`, publishing audio and video.
+    pub fn new(url: impl Into<String>, room: impl Into<String>) -> Self {
+        ClientOptions {
+            url: url.into(),
+            room: room.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The client's media engine settings: RTP mode (synthetic packets are written as RTP) and the
+/// codecs Switchboard forwards. Shared by the client, its tests and the load tester.
+pub fn rtc_config() -> str0m::RtcConfig {
+    Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+}
