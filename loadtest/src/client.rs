@@ -54,7 +54,11 @@ impl Client {
             .local_addr()
             .map_err(|e| ClientError::Connect(format!("UDP local address: {e}")))?;
 
-        let mut rtc = rtc_config().build(Instant::now());
+        let config = match opts.forged_twcc {
+            Some(_) => crate::forged::forging_config(rtc_config()),
+            None => rtc_config(),
+        };
+        let mut rtc = config.build(Instant::now());
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| ClientError::Connect(format!("host candidate {local_addr}: {e}")))?;
         if rtc.add_local_candidate(candidate).is_none() {

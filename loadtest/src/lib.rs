@@ -41,6 +41,7 @@ pub mod capacity;
 mod client;
 mod driver;
 mod error;
+pub mod forged;
 mod options;
 pub mod procstat;
 pub mod scenario;

@@ -36,6 +36,9 @@ pub struct ClientOptions {
     pub credential: Option<switchboard_protocol::Credential>,
     /// Extra fields merged into the `join` message (for admission checks of the application).
     pub extra_join_fields: Option<serde_json::Value>,
+    /// Robustness tests only: the transport-wide-cc sequence numbers the first published
+    /// packets carry (then counting on), instead of the engine's own (see [`crate::forged`]).
+    pub forged_twcc: Option<Vec<u16>>,
 }
 
 /// Synthetic video shape.
@@ -75,6 +78,7 @@ impl Default for ClientOptions {
             join_timeout: Duration::from_secs(10),
             credential: None,
             extra_join_fields: None,
+            forged_twcc: None,
         }
     }
 }

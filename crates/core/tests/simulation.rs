@@ -409,7 +409,10 @@ fn the_pt_declared_twice_offer_is_screened_and_its_panic_contained() {
     );
     let stats = sim.shard.stats();
     assert_eq!(
-        stats.failures.get(switchboard_core::FailureKind::Panic, switchboard_core::Op::Offer),
+        stats.failures.get(
+            switchboard_core::FailureKind::Panic,
+            switchboard_core::Op::Offer
+        ),
         1,
         "{stats:?}"
     );

@@ -8,6 +8,7 @@
 
 mod config;
 mod health;
+mod panic_hook;
 mod placement;
 mod shard_thread;
 mod socket;
@@ -133,6 +134,7 @@ pub struct MediaRuntime {
 impl MediaRuntime {
     /// Bind one UDP socket per shard and start the shard threads.
     pub fn start(config: RuntimeConfig) -> Result<MediaRuntime, RuntimeError> {
+        panic_hook::install();
         let template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
         let shard_count = config.shards.max(1);
         let mut ports = config.ports.iter().copied();

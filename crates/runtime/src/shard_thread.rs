@@ -77,7 +77,7 @@ pub(crate) struct Spawn {
 pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
     let index = spawn.index;
     std::thread::Builder::new()
-        .name(format!("shard-{index}"))
+        .name(format!("{}{index}", crate::panic_hook::SHARD_THREAD_PREFIX))
         .spawn(move || {
             let health = spawn.health.clone();
             let _dead = DeadOnDrop(&health);

@@ -154,7 +154,12 @@ impl Driver {
             return;
         }
         let mut written = 0u64;
-        for w in writes {
+        for mut w in writes {
+            if let Some(forged) = self.forged.as_mut() {
+                let mut ev = str0m::rtp::ExtensionValues::default();
+                ev.user_values.set(forged.next_seq());
+                w = w.ext_vals(ev);
+            }
             match self.rtc.direct_api().stream_tx(&ssrc) {
                 Some(stream) => {
                     stream.write_rtp(w);

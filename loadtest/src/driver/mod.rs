@@ -106,6 +106,8 @@ pub(crate) struct Driver {
     timeouts: TimeoutClock,
     leave: Option<LeaveState>,
     finished: bool,
+    /// Forged transport-wide-cc numbers to stamp on published packets (robustness tests).
+    forged: Option<crate::forged::ForgedSequence>,
 }
 
 impl Driver {
@@ -120,7 +122,12 @@ impl Driver {
     ) -> Self {
         let (ws, read_half) = ws.split();
         let (ws_reader, ws_in) = WsReader::spawn(read_half);
+        let forged = opts
+            .forged_twcc
+            .clone()
+            .map(crate::forged::ForgedSequence::new);
         Driver {
+            forged,
             rtc,
             rtc_dead: false,
             udp,

@@ -248,11 +248,29 @@ impl Driver {
         self.audio = audio_mid.map(|mid| TxTrack::new(mid, false));
         self.video = video_mid.map(|mid| TxTrack::new(mid, true));
         self.pending = Some(pending);
-        let sdp = offer.to_sdp_string();
+        let sdp = self.outgoing_sdp(offer.to_sdp_string());
         self.send_msg(&ClientMessage::Offer { sdp }).await;
     }
 
+    /// SDP as it goes to the server (a forging client shows transport-cc instead of its
+    /// stand-in, see `forged.rs`).
+    fn outgoing_sdp(&self, sdp: String) -> String {
+        match self.forged {
+            Some(_) => crate::forged::outgoing(&sdp),
+            None => sdp,
+        }
+    }
+
+    /// SDP from the server as this client's engine must see it.
+    fn incoming_sdp(&self, sdp: &str) -> String {
+        match self.forged {
+            Some(_) => crate::forged::incoming(sdp),
+            None => sdp.to_owned(),
+        }
+    }
+
     pub(super) fn on_answer(&mut self, sdp: &str) {
+        let sdp = &self.incoming_sdp(sdp);
         let Some(pending) = self.pending.take() else {
             self.local_error("answer without an outstanding offer".into());
             return;
@@ -282,6 +300,7 @@ impl Driver {
     }
 
     pub(super) async fn on_server_offer(&mut self, sdp: &str) {
+        let sdp = &self.incoming_sdp(sdp);
         self.stats().server_offers += 1;
         if self.pending.is_some() {
             // Glare: we are the impolite peer, the server re-offers after answering us.
@@ -304,7 +323,7 @@ impl Driver {
             Ok(answer) => {
                 self.stats().mline_count = count_mlines(sdp);
                 self.setup_tx();
-                let sdp = answer.to_sdp_string();
+                let sdp = self.outgoing_sdp(answer.to_sdp_string());
                 self.send_msg(&ClientMessage::Answer { sdp }).await;
                 self.stats().answers_sent += 1;
             }

@@ -533,9 +533,10 @@ fn build_interims(
     for r in report_from {
         let diff_seq = *r.seq - *prev.0;
 
-        // One report carries at most 2^16 statuses; a larger gap is not representable (and
-        // cannot come from `update_seq`, which bounds jumps). Report what we have so far.
-        if diff_seq > u64::from(u16::MAX) {
+        // One report carries at most 2^16 statuses (`status_count` is a u16). Jumps are
+        // bounded by `update_seq`, but several can add up: stop the report before its span
+        // grows past one jump's bound; the rest goes into the next report.
+        if *r.seq - *base_seq > MAX_TWCC_SEQ_JUMP {
             break;
         }
 
@@ -1525,6 +1526,28 @@ mod test {
         assert_eq!(reg.max_seq().map(|s| *s), Some(1));
         let report = reg.build_report(1000).expect("a report");
         assert_eq!(report.status_count, 2);
+    }
+
+    #[test]
+    fn jumps_that_add_up_never_overflow_a_report() {
+        // Each jump is within bounds, together they span nearly the whole 16-bit space.
+        let mut reg = TwccRecvRegister::new(100);
+        let now = Instant::now();
+        let mut prev = None;
+        for (i, raw) in [0_u16, 1, 0x8000, 2, 0xfffe, 3].into_iter().enumerate() {
+            let extended = extend_u16(prev, raw);
+            reg.update_seq(extended.into(), now + Duration::from_millis(i as u64));
+            prev = reg.max_seq().map(|s| *s);
+        }
+        let mut reported = 0;
+        while let Some(report) = reg.build_report(1000) {
+            assert!(u64::from(report.status_count) <= MAX_TWCC_SEQ_JUMP + 1);
+            reported += 1;
+            if reported > 10 {
+                break;
+            }
+        }
+        assert!(reported >= 1);
     }
 
     #[test]
