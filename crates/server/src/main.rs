@@ -85,6 +85,8 @@ async fn serve_until_stopped(
         .map_err(|e| format!("cannot listen on {http}: {e}"))?;
     let local = listener.local_addr()?;
     let media = Arc::new(MediaRuntime::start(runtime_config)?);
+    #[cfg(debug_assertions)]
+    test_faults(&media);
     let state = AppState::new(media.clone(), config.control());
     // Clients are told this deadline in their `draining` notice.
     state.set_drain_timeout(config.drain_timeout());
@@ -141,6 +143,24 @@ async fn serve_until_stopped(
     }
     info!("bye");
     Ok(())
+}
+
+/// A test hook of debug builds only (release builds do not have it): with
+/// `SWITCHBOARD_TEST_STALL_SHARD_MS=N` shard 0 blocks for N ms right after start, as a stuck
+/// shard would, so the binary's tests can fill its queue and check that SIGTERM still exits.
+#[cfg(debug_assertions)]
+fn test_faults(media: &MediaRuntime) {
+    let Some(ms) = std::env::var("SWITCHBOARD_TEST_STALL_SHARD_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    warn!(ms, "test hook: stalling shard 0");
+    let stall = switchboard_runtime::RuntimeFault::Stall(Duration::from_millis(ms));
+    if let Err(e) = media.inject_fault(0, stall) {
+        warn!(error = %e, "test hook: could not stall shard 0");
+    }
 }
 
 /// Resolves `HTTP_GRACE` after the shutdown sequence finished (never, if it did not run).

@@ -132,3 +132,50 @@ async fn a_second_signal_ends_the_drain() {
     exit_ok(&mut server, Duration::from_secs(10)).await;
     assert!(second.elapsed() < Duration::from_secs(10));
 }
+
+/// A shard that is stuck with a full command queue does not keep SIGTERM from ending the
+/// process: the stop request travels beside the queue, and shutdown waits for a bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_with_a_stalled_shard_and_a_full_queue() {
+    let mut args = LOOPBACK.to_vec();
+    args.extend(["--drain-timeout-s", "1"]);
+    let mut server = Server::start_env(&args, &[("SWITCHBOARD_TEST_STALL_SHARD_MS", "8000")]);
+    // The key is printed before the ready line `start` waited for.
+    let line = server
+        .log
+        .iter()
+        .find(|l| l.contains("dev mode: API key"))
+        .cloned()
+        .expect("the dev key is logged at startup");
+    let secret = line
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("the dev key line names the secret")
+        .to_owned();
+    // Admin requests queue up on the stalled shard until its queue refuses them.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/rooms", server.http);
+    let mut requests = Vec::new();
+    for _ in 0..1500 {
+        let (http, url, secret) = (http.clone(), url.clone(), secret.clone());
+        requests.push(tokio::spawn(async move {
+            match http.get(&url).bearer_auth(&secret).send().await {
+                Ok(resp) => resp.status().as_u16(),
+                Err(_) => 0,
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut busy = 0;
+    for r in &mut requests {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Refused requests come back at once; queued ones wait for the stalled shard.
+        if let Ok(Ok(503)) = tokio::time::timeout(left, r).await {
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "the shard's queue filled up and refused requests");
+    server.signal("TERM");
+    exit_ok(&mut server, Duration::from_secs(30)).await;
+}

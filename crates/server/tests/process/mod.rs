@@ -53,7 +53,13 @@ pub struct Server {
 impl Server {
     /// Start with `args` and wait for the ready line.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// Start with `args` and extra environment variables, and wait for the ready line.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = command(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
