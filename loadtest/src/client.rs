@@ -186,6 +186,22 @@ impl Client {
         let _ = self.cmd.send(Command::CloseMedia);
     }
 
+    /// Lose the signalling connection abruptly (no close frame, no `leave`) while the media
+    /// goes on, as a network blip would; [`Client::resume`] reconnects.
+    pub fn drop_signalling(&self) {
+        let _ = self.cmd.send(Command::DropSignalling);
+    }
+
+    /// Open a new signalling connection and `resume` the session on it. Resolves when
+    /// `resumed` arrived, or with the server's refusal.
+    pub async fn resume(&self) -> Result<(), ClientError> {
+        let (done, result) = oneshot::channel();
+        self.cmd
+            .send(Command::Resume(done))
+            .map_err(|_| ClientError::Closed)?;
+        result.await.map_err(|_| ClientError::Closed)?
+    }
+
     /// Send any text frame on the WebSocket (for bad-input tests).
     pub fn send_raw(&self, text: String) {
         let _ = self.cmd.send(Command::SendRaw(text));

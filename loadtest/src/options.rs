@@ -36,6 +36,12 @@ pub struct ClientOptions {
     pub credential: Option<switchboard_protocol::Credential>,
     /// Extra fields merged into the `join` message (for admission checks of the application).
     pub extra_join_fields: Option<serde_json::Value>,
+    /// `join.autoSubscribe` (`None`: the server's default, every track).
+    pub auto_subscribe: Option<bool>,
+    /// Names for the published audio and video tracks (their ids become `<peer>:<name>`);
+    /// `None`: the server names them after their mids.
+    pub audio_track_name: Option<String>,
+    pub video_track_name: Option<String>,
     /// Robustness tests only: the transport-wide-cc sequence numbers the first published
     /// packets carry (then counting on), instead of the engine's own (see [`crate::forged`]).
     pub forged_twcc: Option<Vec<u16>>,
@@ -79,6 +85,9 @@ impl Default for ClientOptions {
             credential: None,
             extra_join_fields: None,
             forged_twcc: None,
+            auto_subscribe: None,
+            audio_track_name: None,
+            video_track_name: None,
         }
     }
 }

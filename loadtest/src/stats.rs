@@ -24,6 +24,23 @@ const RESTART_DISTANCE: u64 = 1000;
 pub struct ClientStats {
     /// The peer id the server assigned (empty until `joined`).
     pub peer_id: String,
+    /// The token to resume this session with (from `joined`, then each `resumed`).
+    pub resume_token: Option<String>,
+    /// Sessions resumed on a new connection.
+    pub resumes: u64,
+    /// `peerReconnecting` / `peerReconnected` events, in order.
+    pub reconnecting: Vec<String>,
+    pub reconnected: Vec<String>,
+    /// `trackDefined` events: (peer, track), in order.
+    pub tracks_defined: Vec<(String, switchboard_protocol::TrackInfo)>,
+    /// `trackRemoved` events: (peer, track id).
+    pub tracks_removed: Vec<(String, String)>,
+    /// `trackMuted` events: (track id, muted, by whom).
+    pub mutes: Vec<(String, bool, switchboard_protocol::MuteOrigin)>,
+    /// The latest `mediaState` of each member.
+    pub media_states: HashMap<String, switchboard_protocol::MediaState>,
+    /// Data messages received, by sender (`""` for the admin API).
+    pub messages_from: HashMap<String, u64>,
     /// `Event::Connected` was seen: ICE and DTLS are up.
     pub connected: bool,
     /// The last ICE connection state str0m reported (`Debug` form), empty before the first.

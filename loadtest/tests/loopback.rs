@@ -173,6 +173,9 @@ impl Loopback {
                 track: TrackInfo {
                     track_id: format!("{PEER}-{kind:?}"),
                     kind,
+                    source: None,
+                    description: None,
+                    live: true,
                     muted: false,
                 },
                 peer_id: PEER.into(),
@@ -216,7 +219,9 @@ async fn loopback_server(listener: TcpListener, mut reoffer: mpsc::UnboundedRece
             peer_id: "other".into(),
             name: "Other".into(),
             tracks: vec![],
+            media_state: Default::default(),
         }],
+        resume_token: None,
     };
     send(&mut ws, &joined).await;
 
@@ -236,7 +241,7 @@ async fn loopback_server(listener: TcpListener, mut reoffer: mpsc::UnboundedRece
             m = recv(&mut ws) => {
                 let Some(m) = m else { return };
                 match m {
-                    ClientMessage::Offer { sdp } => {
+                    ClientMessage::Offer { sdp, .. } => {
                         // Glare: an offer of ours crosses the client's; the client must
                         // ignore it (it never even parses it).
                         send(&mut ws, &ServerMessage::Offer { sdp: "v=0 glare".into() }).await;

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use switchboard_core::{AdminAction, AdminReply};
 use switchboard_protocol::admin::{
     ApiErrorBody, MessageRequest, MuteRequest, ParticipantDetail, RoomDetail, RoomSummary,
+    SubscriptionRequest,
 };
 use switchboard_runtime::RuntimeError;
 
@@ -119,6 +120,42 @@ pub(crate) fn router() -> Router<AppState> {
             "/v1/rooms/{room}/messages",
             axum::routing::post(send_message),
         )
+        .route(
+            "/v1/rooms/{room}/participants/{peer_id}/subscriptions",
+            put(update_subscriptions),
+        )
+}
+
+/// LiveKit's `UpdateSubscriptions`: which tracks one member receives. Every id is checked
+/// first: an unknown one is a 404 and changes nothing.
+async fn update_subscriptions(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((room, peer_id)): Path<(String, String)>,
+    body: Result<Json<SubscriptionRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(SubscriptionRequest {
+        subscribe,
+        unsubscribe,
+    }) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    const MAX_IDS: usize = 1024;
+    if subscribe.len() + unsubscribe.len() > MAX_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_IDS} track ids per request"
+        )));
+    }
+    ask(
+        &state,
+        &room,
+        AdminAction::UpdateSubscriptions {
+            room: room.clone(),
+            peer_id,
+            subscribe,
+            unsubscribe,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn ask(state: &AppState, room: &str, action: AdminAction) -> Result<AdminReply, ApiError> {

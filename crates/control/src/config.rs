@@ -49,6 +49,8 @@ impl Default for AuthConfig {
 pub struct AdmissionConfig {
     pub url: String,
     pub timeout_ms: u64,
+    /// Also ask before acting on every later client message (`docs/operations.md`).
+    pub every_signal: bool,
 }
 
 /// Signed event notifications to the application.
@@ -109,6 +111,9 @@ pub struct Limits {
     pub max_mlines_per_session: usize,
     /// Remote ICE candidates one session may send.
     pub max_candidates_per_session: usize,
+    /// How long a session whose signalling connection dropped waits for a `resume` (s);
+    /// 0 = no resume (a drop ends the session, as a `leave` would).
+    pub resume_grace_s: u64,
 }
 
 impl Default for Limits {
@@ -127,6 +132,7 @@ impl Default for Limits {
             max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
             max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
+            resume_grace_s: 20,
         }
     }
 }

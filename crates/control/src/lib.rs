@@ -61,6 +61,8 @@ struct Inner {
     http: reqwest::Client,
     join_rate: JoinRate,
     connections: Arc<Connections>,
+    /// Sessions a `resume` may take over, by token.
+    resumable: session::Resumable,
     draining: AtomicBool,
     drain_timeout: Mutex<Duration>,
     /// `Some(deadline in ms from the start of the drain)` once draining.
@@ -118,6 +120,7 @@ impl AppState {
                     config.limits.max_connections,
                     config.limits.max_connections_per_ip,
                 ),
+                resumable: session::Resumable::default(),
                 runtime,
                 config,
                 keys,

@@ -201,6 +201,24 @@ pub(crate) async fn admission(
     config: &AdmissionConfig,
     request: &AdmissionRequest,
 ) -> Result<(), String> {
+    ask_application(http, config, request, "join").await
+}
+
+/// With `every_signal`: ask before acting on one later client message.
+pub(crate) async fn admission_signal(
+    http: &reqwest::Client,
+    config: &AdmissionConfig,
+    request: &switchboard_protocol::webhook::SignalCheck,
+) -> Result<(), String> {
+    ask_application(http, config, request, "message").await
+}
+
+async fn ask_application(
+    http: &reqwest::Client,
+    config: &AdmissionConfig,
+    request: &impl serde::Serialize,
+    what: &str,
+) -> Result<(), String> {
     let resp = http
         .post(&config.url)
         .timeout(Duration::from_millis(config.timeout_ms.max(1)))
@@ -218,7 +236,7 @@ pub(crate) async fn admission(
         Ok(())
     } else {
         Err(format!(
-            "the application refused this join (admission check answered {})",
+            "the application refused this {what} (admission check answered {})",
             resp.status().as_u16()
         ))
     }

@@ -19,7 +19,7 @@ mod stats;
 mod stun;
 
 pub use forward::{Decision, DropReason, Forwarder, OutCodec, PacketMeta};
-pub use ids::{ParticipantId, TrackKey};
+pub use ids::ParticipantId;
 pub use keyframe::KeyframeThrottle;
 pub use rewrite::{SeqRewriter, TsRewriter};
 pub use rtc_template::{NewRtc, RtcSetupError, RtcTemplate};

@@ -402,6 +402,7 @@ fn the_pt_declared_twice_offer_is_screened_and_its_panic_contained() {
     sim.command(switchboard_core::Command::Offer {
         participant: mallory,
         offer: Box::new(offer),
+        tracks: Vec::new(),
     });
     assert_eq!(
         sim.client("mallory").removed,

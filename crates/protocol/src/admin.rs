@@ -53,6 +53,15 @@ pub struct MessageRequest {
     pub to: Option<String>,
 }
 
+/// `PUT .../participants/{peerId}/subscriptions`: track ids to start and to stop receiving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRequest {
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    #[serde(default)]
+    pub unsubscribe: Vec<String>,
+}
+
 /// The body of every admin error reply, with the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {

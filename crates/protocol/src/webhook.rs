@@ -71,6 +71,9 @@ pub struct WebhookPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionRequest {
+    /// `"join"`: tells this body from a [`SignalCheck`] at the same URL.
+    #[serde(default = "join_check")]
+    pub check: String,
     pub room: String,
     pub peer_id: String,
     pub name: String,
@@ -78,4 +81,25 @@ pub struct AdmissionRequest {
     pub remote_addr: String,
     /// The complete `join` message, including any fields the application added to it.
     pub join: serde_json::Value,
+}
+
+fn join_check() -> String {
+    "join".into()
+}
+
+/// With `admission.every_signal`, the POST made before each later client message is acted on
+/// (a 2xx reply lets it through; anything else refuses that message with `admissionDenied`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalCheck {
+    /// `"signal"`.
+    pub check: String,
+    pub room: String,
+    pub peer_id: String,
+    pub remote_addr: String,
+    /// The message's `type`.
+    pub signal_type: String,
+    /// The complete message, including any fields the client added (rtc-cafe's
+    /// `signalModifier` adds CSRF tokens this way).
+    pub signal: serde_json::Value,
 }

@@ -52,6 +52,7 @@ fn client_messages() {
             peer_id: Some("ada".into()),
             mode: RoomMode::Sfu,
             credential: None,
+            auto_subscribe: None,
         },
     );
     check_client(
@@ -62,12 +63,89 @@ fn client_messages() {
             peer_id: None,
             mode: RoomMode::Sfu,
             credential: None,
+            auto_subscribe: None,
+        },
+    );
+    check_client(
+        "client/join_selective.json",
+        ClientMessage::Join {
+            room: "standup".into(),
+            name: None,
+            peer_id: Some("ada".into()),
+            mode: RoomMode::Sfu,
+            credential: None,
+            auto_subscribe: Some(false),
         },
     );
     check_client(
         "client/offer.json",
-        ClientMessage::Offer { sdp: sdp("1 1") },
+        ClientMessage::Offer {
+            sdp: sdp("1 1"),
+            tracks: vec![],
+        },
     );
+    check_client(
+        "client/offer_with_tracks.json",
+        ClientMessage::Offer {
+            sdp: sdp("4 1"),
+            tracks: vec![
+                TrackPublication {
+                    mid: "0".into(),
+                    name: Some("mic".into()),
+                    source: None,
+                    description: None,
+                },
+                TrackPublication {
+                    mid: "1".into(),
+                    name: Some("screen".into()),
+                    source: Some(TrackSource::Screen),
+                    description: Some("slides".into()),
+                },
+            ],
+        },
+    );
+    check_client(
+        "client/define_track.json",
+        ClientMessage::DefineTrack {
+            name: "screen".into(),
+            kind: MediaKind::Video,
+            source: Some(TrackSource::Screen),
+            description: Some("slides".into()),
+        },
+    );
+    check_client(
+        "client/remove_track.json",
+        ClientMessage::RemoveTrack {
+            track_id: "ada:screen".into(),
+        },
+    );
+    check_client(
+        "client/subscribe.json",
+        ClientMessage::Subscribe {
+            track_id: "grace:screen".into(),
+        },
+    );
+    check_client(
+        "client/unsubscribe.json",
+        ClientMessage::Unsubscribe {
+            track_id: "grace:screen".into(),
+        },
+    );
+    check_client(
+        "client/mute.json",
+        ClientMessage::Mute {
+            track_id: "ada:mic".into(),
+            muted: true,
+        },
+    );
+    check_client(
+        "client/resume.json",
+        ClientMessage::Resume {
+            token: "0f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
+            credential: None,
+        },
+    );
+    check_client("client/ping.json", ClientMessage::Ping {});
     check_client(
         "client/answer.json",
         ClientMessage::Answer { sdp: sdp("2 1") },
@@ -101,6 +179,7 @@ fn client_messages() {
                 ttl: 3600,
                 auth_token: "uVuiQNsH1nseYIKg64+Q2MI+2l6vDejbN+0LA8Qcgog=".into(),
             }),
+            auto_subscribe: None,
         },
     );
     check_client(
@@ -138,6 +217,14 @@ fn join_without_mode_means_sfu_and_extra_fields_are_tolerated() {
 
 #[test]
 fn server_messages() {
+    let grace_audio = TrackInfo {
+        track_id: "grace:0".into(),
+        kind: MediaKind::Audio,
+        source: Some(TrackSource::Microphone),
+        description: None,
+        live: true,
+        muted: false,
+    };
     check_server(
         "server/joined.json",
         ServerMessage::Joined {
@@ -148,20 +235,101 @@ fn server_messages() {
                 peer_id: "grace".into(),
                 name: "Grace Hopper".into(),
                 tracks: vec![
+                    grace_audio.clone(),
                     TrackInfo {
-                        track_id: "grace:0".into(),
-                        kind: MediaKind::Audio,
+                        track_id: "grace:screen".into(),
+                        kind: MediaKind::Video,
+                        source: Some(TrackSource::Screen),
+                        description: Some("slides".into()),
+                        live: true,
                         muted: false,
                     },
                     TrackInfo {
-                        track_id: "grace:1".into(),
+                        track_id: "grace:notes".into(),
                         kind: MediaKind::Video,
+                        source: Some(TrackSource::Other),
+                        description: None,
+                        live: false,
                         muted: false,
                     },
                 ],
+                media_state: MediaState {
+                    audio: true,
+                    video: false,
+                    screen_share: true,
+                },
             }],
+            resume_token: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0".into()),
         },
     );
+    check_server(
+        "server/resumed.json",
+        ServerMessage::Resumed {
+            protocol_version: 1,
+            room: "standup".into(),
+            peer_id: "ada".into(),
+            members: vec![PeerInfo {
+                peer_id: "grace".into(),
+                name: "Grace Hopper".into(),
+                tracks: vec![grace_audio.clone()],
+                media_state: MediaState {
+                    audio: true,
+                    ..MediaState::default()
+                },
+            }],
+            slots: vec![SlotInfo {
+                mid: "2".into(),
+                peer_id: "grace".into(),
+                stream_id: "sb3-77".into(),
+                track: grace_audio,
+            }],
+            resume_token: "a1b2c3d4e5f60718293a4b5c6d7e8f90".into(),
+        },
+    );
+    check_server(
+        "server/track_defined.json",
+        ServerMessage::TrackDefined {
+            peer_id: "grace".into(),
+            track: TrackInfo {
+                track_id: "grace:screen".into(),
+                kind: MediaKind::Video,
+                source: Some(TrackSource::Screen),
+                description: Some("slides".into()),
+                live: false,
+                muted: false,
+            },
+        },
+    );
+    check_server(
+        "server/track_removed.json",
+        ServerMessage::TrackRemoved {
+            peer_id: "grace".into(),
+            track_id: "grace:screen".into(),
+        },
+    );
+    check_server(
+        "server/media_state.json",
+        ServerMessage::MediaState {
+            peer_id: "grace".into(),
+            state: MediaState {
+                audio: true,
+                ..MediaState::default()
+            },
+        },
+    );
+    check_server(
+        "server/peer_reconnecting.json",
+        ServerMessage::PeerReconnecting {
+            peer_id: "grace".into(),
+        },
+    );
+    check_server(
+        "server/peer_reconnected.json",
+        ServerMessage::PeerReconnected {
+            peer_id: "grace".into(),
+        },
+    );
+    check_server("server/pong.json", ServerMessage::Pong {});
     check_server(
         "server/answer.json",
         ServerMessage::Answer { sdp: sdp("3 1") },
@@ -185,6 +353,7 @@ fn server_messages() {
                 peer_id: "linus".into(),
                 name: "Linus".into(),
                 tracks: vec![],
+                media_state: MediaState::default(),
             },
         },
     );
@@ -200,6 +369,9 @@ fn server_messages() {
             track: TrackInfo {
                 track_id: "grace:1".into(),
                 kind: MediaKind::Video,
+                source: Some(TrackSource::Camera),
+                description: None,
+                live: true,
                 muted: false,
             },
             peer_id: "grace".into(),
@@ -241,6 +413,7 @@ fn server_messages() {
             peer_id: "grace".into(),
             kind: MediaKind::Video,
             muted: true,
+            by: MuteOrigin::Owner,
         },
     );
     check_server(
@@ -255,4 +428,41 @@ fn server_messages() {
             request: Some("join".into()),
         },
     );
+}
+
+/// Messages in the shape servers sent before tracks had sources and members a media state
+/// still parse (clients written against them keep working, and so does this SDK against them).
+#[test]
+fn earlier_shapes_still_parse() {
+    let joined: ServerMessage = serde_json::from_str(
+        r#"{"type":"joined","protocolVersion":1,"room":"r","peerId":"a",
+            "members":[{"peerId":"g","name":"G","tracks":[{"trackId":"g:0","kind":"audio"}]}]}"#,
+    )
+    .expect("parses");
+    let ServerMessage::Joined {
+        members,
+        resume_token,
+        ..
+    } = joined
+    else {
+        panic!("joined");
+    };
+    assert_eq!(resume_token, None);
+    assert_eq!(members[0].media_state, MediaState::default());
+    assert_eq!(members[0].tracks[0].source, None);
+    assert!(
+        members[0].tracks[0].live,
+        "a track of an older server is live"
+    );
+    let muted: ServerMessage = serde_json::from_str(
+        r#"{"type":"trackMuted","trackId":"g:1","peerId":"g","kind":"video","muted":true}"#,
+    )
+    .expect("parses");
+    assert!(matches!(
+        muted,
+        ServerMessage::TrackMuted {
+            by: MuteOrigin::Operator,
+            ..
+        }
+    ));
 }

@@ -481,6 +481,7 @@ async fn webhooks_are_signed_retried_and_admission_is_asked() {
     control.admission = Some(AdmissionConfig {
         url: format!("{base}/admit"),
         timeout_ms: 5000,
+        every_signal: false,
     });
     let server = TestServer::start_with(1, control).await;
 
@@ -685,6 +686,7 @@ async fn metrics_move_when_media_flows() {
         "/v1/rooms/{room}/participants/{peerId}",
         "/v1/rooms/{room}/participants/{peerId}/tracks/{trackId}/mute",
         "/v1/rooms/{room}/messages",
+        "/v1/rooms/{room}/participants/{peerId}/subscriptions",
     ] {
         assert!(spec["paths"][path].is_object(), "openapi documents {path}");
     }

@@ -51,6 +51,10 @@ impl TxTrack {
         }
     }
 
+    pub(super) fn mid(&self) -> Mid {
+        self.mid
+    }
+
     pub(super) fn ready(&self) -> bool {
         self.ssrc.is_some() && self.pt.is_some()
     }

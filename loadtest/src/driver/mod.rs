@@ -54,6 +54,10 @@ const UDP_BATCH: usize = 64;
 pub(crate) enum Command {
     RequestKeyframe(String),
     SendRaw(String),
+    /// Lose the signalling connection without a word (media goes on), as a network blip would.
+    DropSignalling,
+    /// Open a new signalling connection and `resume` the session on it.
+    Resume(oneshot::Sender<Result<(), ClientError>>),
     Leave(oneshot::Sender<Result<(), ClientError>>),
     /// Close the PeerConnection (DTLS close_notify) but keep the WebSocket open.
     CloseMedia,
@@ -84,10 +88,14 @@ pub(crate) struct Driver {
     rtc_dead: bool,
     udp: UdpSocket,
     local_addr: SocketAddr,
-    ws: SplitSink<Ws, Message>,
+    ws: Option<SplitSink<Ws, Message>>,
     ws_in: mpsc::Receiver<Result<Message, WsError>>,
-    _ws_reader: WsReader,
+    ws_reader: Option<WsReader>,
     ws_open: bool,
+    /// The signalling connection was dropped on purpose; the session waits for a resume.
+    detached: bool,
+    /// The resume in progress: answered when `resumed` (or an error) arrives.
+    resuming: Option<oneshot::Sender<Result<(), ClientError>>>,
     opts: ClientOptions,
     shared: Arc<Mutex<ClientStats>>,
     ready: Option<Ready>,
@@ -132,10 +140,12 @@ impl Driver {
             rtc_dead: false,
             udp,
             local_addr,
-            ws,
+            ws: Some(ws),
             ws_in,
-            _ws_reader: ws_reader,
+            ws_reader: Some(ws_reader),
             ws_open: true,
+            detached: false,
+            resuming: None,
             opts,
             shared,
             ready: Some(ready),
@@ -163,6 +173,7 @@ impl Driver {
             peer_id: self.opts.peer_id.clone(),
             mode: RoomMode::Sfu,
             credential: self.opts.credential.clone(),
+            auto_subscribe: self.opts.auto_subscribe,
         };
         match (&self.opts.extra_join_fields, serde_json::to_value(&join)) {
             (Some(serde_json::Value::Object(extra)), Ok(serde_json::Value::Object(mut msg))) => {
@@ -193,7 +204,8 @@ impl Driver {
             let video_on = self.sending(self.video.as_ref());
             let wake = tokio::select! {
                 c = cmds.recv() => Wake::Cmd(c),
-                m = self.ws_in.recv() => Wake::Ws(m),
+                // Off while the signalling connection is dropped on purpose (resume test).
+                m = self.ws_in.recv(), if self.ws_open => Wake::Ws(m),
                 r = self.udp.recv_from(&mut buf) => Wake::Udp(r, Instant::now()),
                 _ = audio_tick.tick(), if audio_on => Wake::Audio,
                 _ = video_tick.tick(), if video_on => Wake::Video,
@@ -312,7 +324,9 @@ impl Driver {
 
     fn on_ws_closed(&mut self) {
         self.ws_open = false;
-        self.finished = true;
+        if !self.detached {
+            self.finished = true;
+        }
     }
 
     async fn finish(mut self) {
@@ -320,8 +334,8 @@ impl Driver {
             self.rtc.disconnect();
             self.drain();
         }
-        if self.ws_open {
-            let _ = tokio::time::timeout(Duration::from_millis(500), self.ws.close()).await;
+        if let (true, Some(ws)) = (self.ws_open, self.ws.as_mut()) {
+            let _ = tokio::time::timeout(Duration::from_millis(500), ws.close()).await;
         }
         self.stats().closed = true;
         if let Some(ready) = self.ready.take() {
@@ -367,6 +381,16 @@ impl Driver {
         match c {
             Command::RequestKeyframe(mid) => self.request_keyframe(&mid),
             Command::SendRaw(text) => self.send_text(text).await,
+            Command::DropSignalling => {
+                // No close frame: the TCP connection just goes away, reader and writer both.
+                self.detached = true;
+                self.ws_open = false;
+                self.ws = None;
+                self.ws_reader = None;
+                let (_, closed) = mpsc::channel(1);
+                self.ws_in = closed;
+            }
+            Command::Resume(done) => self.resume(done).await,
             Command::CloseMedia => {
                 if !self.rtc_dead {
                     if let Err(e) = self.rtc.close() {

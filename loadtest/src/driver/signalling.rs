@@ -9,7 +9,7 @@ use str0m::media::Direction;
 use str0m::Candidate;
 use switchboard_protocol::{ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -70,7 +70,10 @@ impl Driver {
         if !self.ws_open {
             return;
         }
-        match tokio::time::timeout(WS_SEND_TIMEOUT, self.ws.send(Message::text(text))).await {
+        let Some(ws) = self.ws.as_mut() else {
+            return;
+        };
+        match tokio::time::timeout(WS_SEND_TIMEOUT, ws.send(Message::text(text))).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 self.local_error(format!("WebSocket send: {e}"));
@@ -100,14 +103,106 @@ impl Driver {
         }
     }
 
+    /// A new signalling connection, and `resume` on it with the token the server gave.
+    pub(super) async fn resume(&mut self, done: oneshot::Sender<Result<(), ClientError>>) {
+        let Some(token) = self.stats().resume_token.clone() else {
+            let _ = done.send(Err(ClientError::Protocol(
+                "the server gave this session no resume token".into(),
+            )));
+            return;
+        };
+        let connect = tokio_tungstenite::connect_async(self.opts.url.as_str());
+        let ws = match tokio::time::timeout(self.opts.join_timeout, connect).await {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => {
+                let _ = done.send(Err(ClientError::Connect(format!("{}: {e}", self.opts.url))));
+                return;
+            }
+            Err(_) => {
+                let _ = done.send(Err(ClientError::Timeout {
+                    what: format!("WebSocket connect to {}", self.opts.url),
+                    details: String::new(),
+                }));
+                return;
+            }
+        };
+        let (sink, stream) = ws.split();
+        let (reader, incoming) = WsReader::spawn(stream);
+        self.ws = Some(sink);
+        self.ws_in = incoming;
+        self.ws_reader = Some(reader);
+        self.ws_open = true;
+        self.resuming = Some(done);
+        self.send_msg(&ClientMessage::Resume {
+            token,
+            credential: self.opts.credential.clone(),
+        })
+        .await;
+    }
+
     pub(super) async fn on_server_message(&mut self, msg: ServerMessage) {
         match msg {
+            ServerMessage::Resumed {
+                members,
+                slots,
+                resume_token,
+                ..
+            } => {
+                {
+                    let mut s = self.stats();
+                    s.resume_token = Some(resume_token);
+                    s.resumes += 1;
+                    s.members = members.into_iter().map(|m| (m.peer_id, m.name)).collect();
+                    for slot in s.slots.values_mut() {
+                        *slot = None;
+                    }
+                    for slot in slots {
+                        let on = TrackOnSlot {
+                            peer_id: slot.peer_id,
+                            track_id: slot.track.track_id,
+                            kind: slot.track.kind,
+                            stream_id: slot.stream_id,
+                        };
+                        s.slots.insert(slot.mid, Some(on));
+                    }
+                }
+                self.detached = false;
+                if let Some(done) = self.resuming.take() {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            ServerMessage::PeerReconnecting { peer_id } => self.stats().reconnecting.push(peer_id),
+            ServerMessage::PeerReconnected { peer_id } => self.stats().reconnected.push(peer_id),
+            ServerMessage::TrackDefined { peer_id, track } => {
+                self.stats().tracks_defined.push((peer_id, track))
+            }
+            ServerMessage::TrackRemoved { peer_id, track_id } => {
+                self.stats().tracks_removed.push((peer_id, track_id))
+            }
+            ServerMessage::TrackMuted {
+                track_id,
+                muted,
+                by,
+                ..
+            } => self.stats().mutes.push((track_id, muted, by)),
+            ServerMessage::MediaState { peer_id, state } => {
+                self.stats().media_states.insert(peer_id, state);
+            }
+            ServerMessage::Message { from, .. } => {
+                *self
+                    .stats()
+                    .messages_from
+                    .entry(from.unwrap_or_default())
+                    .or_insert(0) += 1;
+            }
             ServerMessage::Joined {
                 protocol_version,
                 peer_id,
                 members,
+                resume_token,
                 ..
             } => {
+                self.stats().resume_token = resume_token;
                 if self.peer_id.is_some() {
                     self.local_error("a second joined".into());
                     return;
@@ -188,8 +283,20 @@ impl Driver {
                     l.deadline = l.deadline.min(Instant::now() + CLOSE_GRACE);
                 }
             }
-            ServerMessage::Error { code, message, .. } => {
+            ServerMessage::Error {
+                code,
+                message,
+                request,
+            } => {
                 self.stats().errors.push((code, message.clone()));
+                if request.as_deref() == Some("resume") {
+                    if let Some(done) = self.resuming.take() {
+                        let _ = done.send(Err(ClientError::Rejected {
+                            code,
+                            message: message.clone(),
+                        }));
+                    }
+                }
                 if self.ready.is_some() && code != ErrorCode::NoPendingOffer {
                     self.fail_ready(ClientError::Rejected { code, message });
                 }
@@ -249,7 +356,28 @@ impl Driver {
         self.video = video_mid.map(|mid| TxTrack::new(mid, true));
         self.pending = Some(pending);
         let sdp = self.outgoing_sdp(offer.to_sdp_string());
-        self.send_msg(&ClientMessage::Offer { sdp }).await;
+        let tracks = self.publications();
+        self.send_msg(&ClientMessage::Offer { sdp, tracks }).await;
+    }
+
+    /// What the published m-lines are, when the options name them (else the server names
+    /// them after their mids).
+    fn publications(&self) -> Vec<switchboard_protocol::TrackPublication> {
+        let mut out = Vec::new();
+        for (track, name) in [
+            (&self.audio, &self.opts.audio_track_name),
+            (&self.video, &self.opts.video_track_name),
+        ] {
+            if let (Some(track), Some(name)) = (track, name) {
+                out.push(switchboard_protocol::TrackPublication {
+                    mid: track.mid().to_string(),
+                    name: Some(name.clone()),
+                    source: None,
+                    description: None,
+                });
+            }
+        }
+        out
     }
 
     /// SDP as it goes to the server (a forging client shows transport-cc instead of its

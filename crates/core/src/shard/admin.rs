@@ -3,7 +3,7 @@
 //! member, never the JSON.
 
 use switchboard_protocol::admin::{ParticipantDetail, RoomDetail, RoomSummary, TrackDetail};
-use switchboard_protocol::{ErrorCode, LeaveReason, MediaKind, Payload, ServerMessage};
+use switchboard_protocol::{ErrorCode, LeaveReason, MuteOrigin, Payload, ServerMessage};
 use tracing::info;
 
 use super::interface::{AdminAction, AdminReply};
@@ -43,7 +43,7 @@ impl Shard {
                 peer_id,
                 track_id,
                 muted,
-            } => self.set_muted(&room, &peer_id, &track_id, muted),
+            } => self.operator_mute(&room, &peer_id, &track_id, muted),
             AdminAction::CloseRoom { room } => {
                 let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else {
                     return AdminReply::NotFound("room");
@@ -54,6 +54,12 @@ impl Shard {
                 }
                 AdminReply::Done
             }
+            AdminAction::UpdateSubscriptions {
+                room,
+                peer_id,
+                subscribe,
+                unsubscribe,
+            } => self.update_subscriptions(&room, &peer_id, &subscribe, &unsubscribe),
             AdminAction::Message { room, to, data } => {
                 let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else {
                     return AdminReply::NotFound("room");
@@ -133,13 +139,13 @@ impl Shard {
                 name: p.name.clone(),
                 connected: p.connected,
                 tracks: p
-                    .published
+                    .tracks
                     .iter()
-                    .filter_map(|(_, t)| self.tracks.get(t.0))
+                    .filter_map(|t| self.tracks.get(t.0))
                     .map(|t| TrackDetail {
                         track_id: t.track_id.clone(),
                         kind: t.kind,
-                        muted: t.muted,
+                        muted: t.muted(),
                         subscribers: t.subscribers.len(),
                     })
                     .collect(),
@@ -151,61 +157,54 @@ impl Shard {
         })
     }
 
-    fn set_muted(&mut self, room: &str, peer_id: &str, track_id: &str, muted: bool) -> AdminReply {
+    fn operator_mute(
+        &mut self,
+        room: &str,
+        peer_id: &str,
+        track_id: &str,
+        muted: bool,
+    ) -> AdminReply {
         let local = match self.find(room, peer_id) {
             Ok(local) => local,
             Err(what) => return AdminReply::NotFound(what),
         };
         let Some(track_ref) = self.members.get(local.0).and_then(|p| {
-            p.published
+            p.tracks
                 .iter()
-                .map(|(_, t)| *t)
+                .copied()
                 .find(|t| self.tracks.get(t.0).is_some_and(|t| t.track_id == track_id))
         }) else {
             return AdminReply::NotFound("track");
         };
-        let Some(track) = self.tracks.get_mut(track_ref.0) else {
-            return AdminReply::NotFound("track");
-        };
-        if track.muted == muted {
-            return AdminReply::Done;
-        }
-        track.muted = muted;
-        let kind = track.kind;
-        let video = kind == MediaKind::Video;
-        let subscribers = track.subscribers.clone();
         info!(%room, %peer_id, %track_id, muted, "track mute changed by an operator");
-        if !muted {
-            // Resume as a new source for every subscriber: continuous sequence numbers across
-            // the silence, and video restarts at a keyframe.
-            for (sub, slot_id) in &subscribers {
-                if let Some(slot) = self
-                    .members
-                    .get_mut(sub.0)
-                    .and_then(|p| p.slot_mut(*slot_id))
-                {
-                    slot.forwarder.switch_source(video);
-                }
-            }
-            if video {
-                self.request_keyframe(track_ref, str0m::media::KeyframeRequestKind::Pli);
-            }
+        self.set_muted(track_ref, MuteOrigin::Operator, muted);
+        AdminReply::Done
+    }
+
+    /// LiveKit's `UpdateSubscriptions`: every id is checked first, so a bad one changes nothing.
+    fn update_subscriptions(
+        &mut self,
+        room: &str,
+        peer_id: &str,
+        subscribe: &[String],
+        unsubscribe: &[String],
+    ) -> AdminReply {
+        let local = match self.find(room, peer_id) {
+            Ok(local) => local,
+            Err(what) => return AdminReply::NotFound(what),
+        };
+        let all_known = subscribe
+            .iter()
+            .chain(unsubscribe)
+            .all(|id| self.room_track(local, id).is_some());
+        if !all_known {
+            return AdminReply::NotFound("track");
         }
-        let members = self
-            .rooms
-            .get(room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
-        for m in members {
-            self.signal(
-                m,
-                ServerMessage::TrackMuted {
-                    track_id: track_id.to_owned(),
-                    peer_id: peer_id.to_owned(),
-                    kind,
-                    muted,
-                },
-            );
+        for id in unsubscribe {
+            self.unsubscribe(local, id, "admin");
+        }
+        for id in subscribe {
+            self.subscribe(local, id, "admin");
         }
         AdminReply::Done
     }

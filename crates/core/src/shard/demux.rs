@@ -66,6 +66,13 @@ impl Demux {
         self.by_ufrag.insert(ufrag, local);
     }
 
+    /// After an ICE restart the old ufrag names nobody.
+    pub fn forget_ufrag(&mut self, local: Local, ufrag: &str) {
+        if self.by_ufrag.get(ufrag) == Some(&local) {
+            self.by_ufrag.remove(ufrag);
+        }
+    }
+
     /// Map an authenticated new path of `local`, whose current paths are `addrs` (updated).
     pub fn admit(
         &mut self,

@@ -1,50 +1,76 @@
-//! The fan-out map: every published track and the slots it is forwarded to, and the per-packet
-//! path from one publisher packet to all its subscriber copies. Removing a track removes its
-//! subscriptions in the same call.
+//! The fan-out map: every track and the slots it is forwarded to, and the per-packet path from
+//! one publisher packet to all its subscriber copies. (Tracks come and go in `tracks.rs`;
+//! removing one removes its subscriptions in the same call.)
 
 use std::time::Instant;
 
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite};
-use switchboard_protocol::webhook::WebhookEvent;
-use switchboard_protocol::{MediaKind, ServerMessage};
-use tracing::info;
+use switchboard_protocol::{MediaKind, TrackInfo, TrackSource};
 
 use super::engine::Failed;
-use super::interface::Output;
 use super::participant::{Local, Participant, SlotId, TrackRef};
 use super::Shard;
 use crate::forward::{Decision, DropReason, PacketMeta};
-use crate::ids::TrackKey;
 use crate::keyframe::KeyframeThrottle;
 use crate::stats::Op;
 
-/// A published track and who receives it: the fan-out map's entry.
+/// A track of a member and who receives it: the fan-out map's entry. A track is *defined*
+/// (discoverable, `mid` is `None`) or *live* (media arrives on the publisher's m-line `mid`).
 #[derive(Debug)]
 pub(crate) struct Track {
-    pub key: TrackKey,
     pub publisher: Local,
+    pub publisher_peer: String,
+    /// The name the publisher gave it (default: its mid); `track_id` is `<peer>:<name>`.
+    pub name: String,
     pub track_id: String,
     pub kind: MediaKind,
-    pub publisher_peer: String,
+    pub source: TrackSource,
+    pub description: Option<String>,
+    /// The publisher's m-line while live.
+    pub mid: Option<Mid>,
+    /// Defined with `defineTrack`: the definition outlives its m-line (it goes back to defined
+    /// when the m-line stops). Tracks made by an offer alone end with their m-line.
+    pub explicit: bool,
     /// The publisher's negotiated codecs, to map its PTs to each subscriber's.
     pub params: Vec<PayloadParams>,
     /// The codec of each publisher PT, for keyframe detection without a search per packet.
-    codec_of_pt: [Option<Codec>; 128],
+    pub codec_of_pt: [Option<Codec>; 128],
     /// (subscriber, slot) pairs.
     pub subscribers: Vec<(Local, SlotId)>,
-    keyframe: KeyframeThrottle,
-    /// Muted by an operator: not forwarded.
-    pub muted: bool,
+    pub keyframe: KeyframeThrottle,
+    /// Muted by its owner / by an operator: not forwarded while either holds.
+    pub owner_muted: bool,
+    pub operator_muted: bool,
     /// The simulcast layer forwarded (`Some(None)` for plain streams); chosen by the first
     /// packet. Layer switching by bandwidth is not built yet.
-    layer: Option<Option<Rid>>,
+    pub layer: Option<Option<Rid>>,
 }
 
 impl Track {
     pub fn keyframe_due(&self) -> Option<Instant> {
         self.keyframe.due_at()
+    }
+
+    pub fn muted(&self) -> bool {
+        self.owner_muted || self.operator_muted
+    }
+
+    pub fn live(&self) -> bool {
+        self.mid.is_some()
+    }
+
+    /// How the room sees it.
+    pub fn info(&self) -> TrackInfo {
+        TrackInfo {
+            track_id: self.track_id.clone(),
+            kind: self.kind,
+            source: Some(self.source),
+            description: self.description.clone(),
+            live: self.live(),
+            muted: self.muted(),
+        }
     }
 }
 
@@ -64,143 +90,6 @@ fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {
 }
 
 impl Shard {
-    /// The participant publishes on `mid`: make a track and queue it for every other member.
-    pub(super) fn publish(&mut self, local: Local, mid: Mid, kind: MediaKind) {
-        let Some(p) = self.members.get_mut(local.0) else {
-            return;
-        };
-        if p.published.len() >= self.config.max_tracks_per_participant {
-            let max = self.config.max_tracks_per_participant;
-            self.outputs.push_back(Output::Signal {
-                participant: p.id,
-                message: ServerMessage::Error {
-                    code: switchboard_protocol::ErrorCode::TooManyTracks,
-                    message: format!(
-                        "a participant may publish at most {max} tracks; m-line {mid} is not forwarded"
-                    ),
-                    request: Some("offer".into()),
-                },
-            });
-            return;
-        }
-        let Ok(params) = p
-            .engine
-            .call(p.id, Op::Query, |rtc| rtc.codec_config().params().to_vec())
-        else {
-            self.failed.push(local);
-            return;
-        };
-        let mut codec_of_pt = [None; 128];
-        for param in &params {
-            if let Some(slot) = codec_of_pt.get_mut(usize::from(*param.pt())) {
-                *slot = Some(param.spec().codec);
-            }
-        }
-        let track_id = format!("{}:{}", p.peer_id, mid);
-        let key = TrackKey {
-            publisher: p.id,
-            mid,
-        };
-        let track = Track {
-            key,
-            publisher: local,
-            track_id: track_id.clone(),
-            kind,
-            publisher_peer: p.peer_id.clone(),
-            params,
-            codec_of_pt,
-            subscribers: Vec::new(),
-            keyframe: KeyframeThrottle::new(self.config.keyframe_interval),
-            layer: None,
-            muted: false,
-        };
-        let room_name = p.room.clone();
-        let peer = p.peer_id.clone();
-        let track_ref = TrackRef(self.tracks.insert(track));
-        p.published.push((mid, track_ref));
-        // Cached SSRC routes resolve to tracks when packets arrive; start them afresh.
-        p.routes.clear();
-        info!(participant = %p.id, room = %room_name, track = %track_id, ?kind, "track published");
-        self.notify(WebhookEvent::TrackPublished {
-            room: room_name.clone(),
-            peer_id: peer,
-            track_id,
-            kind,
-        });
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        room.tracks.push(track_ref);
-        let others: Vec<Local> = room
-            .members
-            .iter()
-            .copied()
-            .filter(|m| *m != local)
-            .collect();
-        for sub in others {
-            if let Some(s) = self.members.get_mut(sub.0) {
-                s.wanted.push_back((track_ref, kind));
-            }
-            self.fill_slots(sub);
-            self.negotiate_later(sub);
-        }
-    }
-
-    /// The track ends: every subscriber hears it, its slots become free for waiting tracks.
-    pub(super) fn unpublish(&mut self, track_ref: TrackRef) {
-        let Some(track) = self.tracks.remove(track_ref.0) else {
-            return;
-        };
-        info!(participant = %track.key.publisher, track = %track.track_id, "track unpublished");
-        self.timers.forget_keyframe(track_ref);
-        let room_name = match self.members.get_mut(track.publisher.0) {
-            Some(p) => {
-                p.published.retain(|(_, t)| *t != track_ref);
-                p.routes.clear();
-                p.room.clone()
-            }
-            None => return,
-        };
-        self.notify(WebhookEvent::TrackUnpublished {
-            room: room_name.clone(),
-            peer_id: track.publisher_peer.clone(),
-            track_id: track.track_id.clone(),
-        });
-        let mut affected = Vec::new();
-        for (sub, slot_id) in track.subscribers {
-            let Some(s) = self.members.get_mut(sub.0) else {
-                continue;
-            };
-            let who = s.id;
-            if let Some(slot) = s.slot_mut(slot_id) {
-                if slot.source == Some(track_ref) {
-                    slot.source = None;
-                    let mid = slot.mid.to_string();
-                    self.outputs.push_back(Output::Signal {
-                        participant: who,
-                        message: ServerMessage::TrackUnpublished {
-                            track_id: track.track_id.clone(),
-                            peer_id: track.publisher_peer.clone(),
-                            mid,
-                        },
-                    });
-                    affected.push(sub);
-                }
-            }
-        }
-        if let Some(room) = self.rooms.get_mut(&room_name) {
-            room.tracks.retain(|t| *t != track_ref);
-            for m in &room.members {
-                if let Some(p) = self.members.get_mut(m.0) {
-                    p.wanted.retain(|(t, _)| *t != track_ref);
-                }
-            }
-        }
-        for sub in affected {
-            self.fill_slots(sub);
-        }
-    }
-
     /// Fan one publisher packet out to every subscriber of its track.
     pub(super) fn forward(&mut self, track_ref: TrackRef, rid: Option<Rid>, packet: RtpPacket) {
         let now = self.now;
@@ -216,7 +105,7 @@ impl Shard {
             stats.dropped_unrouted += 1;
             return;
         };
-        if track.muted {
+        if track.muted() {
             stats.dropped_muted += 1;
             return;
         }
@@ -335,7 +224,10 @@ impl Shard {
         let Some(track) = self.tracks.get(track_ref.0) else {
             return;
         };
-        let (publisher, mid) = (track.publisher, track.key.mid);
+        let Some(mid) = track.mid else {
+            return;
+        };
+        let publisher = track.publisher;
         let Some(p) = self.members.get_mut(publisher.0) else {
             return;
         };

@@ -11,7 +11,9 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::Candidate;
 use switchboard_protocol::admin::{RoomDetail, RoomSummary};
 use switchboard_protocol::webhook::WebhookEvent;
-use switchboard_protocol::{LeaveReason, Payload, ServerMessage};
+use switchboard_protocol::{
+    LeaveReason, MediaKind, Payload, ServerMessage, TrackPublication, TrackSource,
+};
 
 use crate::ids::ParticipantId;
 use crate::rtc_template::NewRtc;
@@ -66,10 +68,16 @@ pub enum Command {
         peer_id: String,
         name: String,
         rtc: Box<NewRtc>,
+        /// Receive every track of the room (true) or only the subscribed ones.
+        auto_subscribe: bool,
+        /// The token the client may later `resume` with (`None`: no resume for this session).
+        resume_token: Option<String>,
     },
+    /// The client's offer, with what its sending m-lines publish.
     Offer {
         participant: ParticipantId,
         offer: Box<SdpOffer>,
+        tracks: Vec<TrackPublication>,
     },
     Answer {
         participant: ParticipantId,
@@ -83,6 +91,41 @@ pub enum Command {
     Leave {
         participant: ParticipantId,
         reason: LeaveReason,
+    },
+    /// Make a track of the participant discoverable before media flows (already validated:
+    /// `name` follows the token rules, the description is bounded, the source fits the kind).
+    DefineTrack {
+        participant: ParticipantId,
+        name: String,
+        kind: MediaKind,
+        source: Option<TrackSource>,
+        description: Option<String>,
+    },
+    RemoveTrack {
+        participant: ParticipantId,
+        track_id: String,
+    },
+    Subscribe {
+        participant: ParticipantId,
+        track_id: String,
+    },
+    Unsubscribe {
+        participant: ParticipantId,
+        track_id: String,
+    },
+    /// The owner mutes or unmutes one of its tracks.
+    Mute {
+        participant: ParticipantId,
+        track_id: String,
+        muted: bool,
+    },
+    /// The participant's signalling connection dropped; its session waits for a `Resume`.
+    Detach { participant: ParticipantId },
+    /// A new connection took the session over: send it the state of the room, with
+    /// `resume_token` for the next drop.
+    Resume {
+        participant: ParticipantId,
+        resume_token: String,
     },
     /// A data message from a participant to its room (or to one peer in it).
     Message {
@@ -171,6 +214,13 @@ pub enum AdminAction {
         room: String,
         to: Option<String>,
         data: Payload,
+    },
+    /// LiveKit's `UpdateSubscriptions`: subscribe and unsubscribe a member to tracks.
+    UpdateSubscriptions {
+        room: String,
+        peer_id: String,
+        subscribe: Vec<String>,
+        unsubscribe: Vec<String>,
     },
 }
 

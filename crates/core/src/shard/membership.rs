@@ -4,9 +4,7 @@
 use std::collections::VecDeque;
 
 use switchboard_protocol::webhook::WebhookEvent;
-use switchboard_protocol::{
-    ErrorCode, LeaveReason, PeerInfo, ServerMessage, TrackInfo, PROTOCOL_VERSION,
-};
+use switchboard_protocol::{ErrorCode, LeaveReason, PeerInfo, ServerMessage, PROTOCOL_VERSION};
 use tracing::info;
 
 use super::engine::Engine;
@@ -18,6 +16,17 @@ use crate::hash::FastMap;
 use crate::ids::ParticipantId;
 use crate::rtc_template::NewRtc;
 
+/// A `Command::Join`, unpacked.
+pub(crate) struct JoinRequest {
+    pub pid: ParticipantId,
+    pub room: String,
+    pub peer_id: String,
+    pub name: String,
+    pub new: NewRtc,
+    pub auto_subscribe: bool,
+    pub resume_token: Option<String>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Room {
     pub members: Vec<Local>,
@@ -28,19 +37,16 @@ impl Shard {
     pub(super) fn peer_info(&self, local: Local) -> Option<PeerInfo> {
         let p = self.members.get(local.0)?;
         let tracks = p
-            .published
+            .tracks
             .iter()
-            .filter_map(|(_, t)| self.tracks.get(t.0))
-            .map(|t| TrackInfo {
-                track_id: t.track_id.clone(),
-                kind: t.kind,
-                muted: t.muted,
-            })
+            .filter_map(|t| self.tracks.get(t.0))
+            .map(|t| t.info())
             .collect();
         Some(PeerInfo {
             peer_id: p.peer_id.clone(),
             name: p.name.clone(),
             tracks,
+            media_state: p.media_state,
         })
     }
 
@@ -54,14 +60,16 @@ impl Shard {
             .ok_or("peer")
     }
 
-    pub(super) fn join(
-        &mut self,
-        pid: ParticipantId,
-        room: String,
-        peer_id: String,
-        name: String,
-        new: NewRtc,
-    ) {
+    pub(super) fn join(&mut self, join: JoinRequest) {
+        let JoinRequest {
+            pid,
+            room,
+            peer_id,
+            name,
+            new,
+            auto_subscribe,
+            resume_token,
+        } = join;
         let taken = self.ids.contains_key(&pid) || self.find(&room, &peer_id).is_ok();
         let limit = self.config.max_participants_per_room;
         let full = limit > 0
@@ -118,7 +126,13 @@ impl Shard {
             dirty: false,
             slots: Default::default(),
             wanted: VecDeque::new(),
+            tracks: Vec::new(),
             published: Vec::new(),
+            publications: Vec::new(),
+            auto_subscribe,
+            subscriptions: Vec::new(),
+            detached: false,
+            media_state: Default::default(),
             routes: FastMap::default(),
             negotiation: Negotiation::AwaitingFirstOffer,
             joined_at: self.now,
@@ -153,23 +167,31 @@ impl Shard {
                 room,
                 peer_id: peer_id.clone(),
                 members,
+                resume_token,
             },
         );
         let me = PeerInfo {
             peer_id,
             name,
             tracks: Vec::new(),
+            media_state: Default::default(),
         };
         for other in others {
             self.signal(other, ServerMessage::PeerJoined { peer: me.clone() });
         }
-        // Existing tracks wait for slots until the first offer/answer is done.
-        let wanted: Vec<(TrackRef, _)> = tracks
-            .into_iter()
-            .filter_map(|t| self.tracks.get(t.0).map(|track| (t, track.kind)))
-            .collect();
-        if let Some(p) = self.members.get_mut(local.0) {
-            p.wanted.extend(wanted);
+        // A member that takes every track subscribes to what the room has; the live ones wait
+        // for slots until the first offer/answer is done.
+        if auto_subscribe {
+            let wanted: Vec<(TrackRef, _)> = tracks
+                .iter()
+                .filter_map(|t| self.tracks.get(t.0).map(|track| (*t, track)))
+                .filter(|(_, track)| track.live())
+                .map(|(t, track)| (t, track.kind))
+                .collect();
+            if let Some(p) = self.members.get_mut(local.0) {
+                p.subscriptions = tracks;
+                p.wanted.extend(wanted);
+            }
         }
         self.drain_now(local);
     }
@@ -177,11 +199,11 @@ impl Shard {
     /// Take a participant out: its tracks end for everyone, its subscriptions go, the room
     /// hears it left, and the demux forgets its addresses.
     pub(super) fn remove(&mut self, local: Local, reason: Option<LeaveReason>) {
-        let Some(published) = self.members.get(local.0).map(|p| p.published.clone()) else {
+        let Some(own) = self.members.get(local.0).map(|p| p.tracks.clone()) else {
             return;
         };
-        for (_, track) in published {
-            self.unpublish(track);
+        for track in own {
+            self.remove_track(track);
         }
         let Some(p) = self.members.remove(local.0) else {
             return;

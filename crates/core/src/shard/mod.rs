@@ -53,10 +53,12 @@ pub mod interface;
 mod membership;
 mod negotiation;
 mod participant;
+mod resume;
 mod slab;
 mod slot;
 mod subscriptions;
 mod timers;
+mod tracks;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -225,10 +227,24 @@ impl Shard {
                 peer_id,
                 name,
                 rtc,
-            } => self.join(participant, room, peer_id, name, *rtc),
-            Command::Offer { participant, offer } => {
+                auto_subscribe,
+                resume_token,
+            } => self.join(membership::JoinRequest {
+                pid: participant,
+                room,
+                peer_id,
+                name,
+                new: *rtc,
+                auto_subscribe,
+                resume_token,
+            }),
+            Command::Offer {
+                participant,
+                offer,
+                tracks,
+            } => {
                 if let Some(local) = self.local(participant) {
-                    self.offer(local, *offer);
+                    self.offer(local, *offer, tracks);
                 }
             }
             Command::Answer {
@@ -264,8 +280,75 @@ impl Shard {
                     self.participant_message(local, to, data);
                 }
             }
+            Command::DefineTrack {
+                participant,
+                name,
+                kind,
+                source,
+                description,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    let spec = tracks::TrackSpec {
+                        name,
+                        kind,
+                        source,
+                        description,
+                        explicit: true,
+                    };
+                    self.define_command(local, spec);
+                }
+            }
+            Command::RemoveTrack {
+                participant,
+                track_id,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.remove_command(local, &track_id);
+                }
+            }
+            Command::Subscribe {
+                participant,
+                track_id,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.subscribe(local, &track_id, "subscribe");
+                    self.process_work();
+                }
+            }
+            Command::Unsubscribe {
+                participant,
+                track_id,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.unsubscribe(local, &track_id, "unsubscribe");
+                    self.process_work();
+                }
+            }
+            Command::Mute {
+                participant,
+                track_id,
+                muted,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.mute_command(local, &track_id, muted);
+                }
+            }
+            Command::Detach { participant } => {
+                if let Some(local) = self.local(participant) {
+                    self.detach(local);
+                }
+            }
+            Command::Resume {
+                participant,
+                resume_token,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.resume(local, resume_token);
+                }
+            }
             Command::Admin { id, action } => {
                 let reply = self.admin(action);
+                self.process_work();
                 self.outputs.push_back(Output::Reply { id, reply });
             }
             Command::InjectFault(fault) => self.inject(fault),

@@ -9,7 +9,7 @@
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Direction;
 use str0m::Candidate;
-use switchboard_protocol::{ErrorCode, MediaKind, ServerMessage};
+use switchboard_protocol::{ErrorCode, MediaKind, ServerMessage, TrackPublication};
 use tracing::{debug, warn};
 
 use super::engine::Failed;
@@ -34,12 +34,14 @@ fn str0m_kind(kind: MediaKind) -> str0m::media::MediaKind {
 }
 
 impl Shard {
-    pub(super) fn offer(&mut self, local: Local, offer: SdpOffer) {
+    pub(super) fn offer(&mut self, local: Local, offer: SdpOffer, tracks: Vec<TrackPublication>) {
         let Some(p) = self.members.get_mut(local.0) else {
             return;
         };
+        // What this offer's sending m-lines publish; read as str0m reports the m-lines.
+        p.publications = tracks;
         let first = matches!(p.negotiation, Negotiation::AwaitingFirstOffer);
-        if matches!(p.negotiation, Negotiation::ServerOffer(_)) {
+        if matches!(p.negotiation, Negotiation::ServerOffer(..)) {
             // Glare: the client's offer wins; ours is rolled back by str0m and re-made later.
             self.drop_offered_slots(local);
         }
@@ -52,6 +54,23 @@ impl Shard {
         match result {
             Ok(Ok(answer)) => {
                 p.negotiation = Negotiation::Stable;
+                // A client offer with new ICE credentials restarts ICE: str0m answers with new
+                // local credentials, and new paths must find this participant by the new ufrag.
+                match p.engine.call(p.id, Op::Query, |rtc| {
+                    rtc.direct_api().local_ice_credentials()
+                }) {
+                    Ok(creds) if creds.ufrag != p.ufrag => {
+                        debug!(participant = %p.id, "ICE restart");
+                        self.demux.forget_ufrag(local, &p.ufrag);
+                        self.demux.add_ufrag(creds.ufrag.clone(), local);
+                        p.ufrag = creds.ufrag;
+                    }
+                    Ok(_) => {}
+                    Err(Failed) => {
+                        self.failed.push(local);
+                        return;
+                    }
+                }
                 let sdp = answer.to_sdp_string();
                 let candidate = p.candidate.clone();
                 self.signal(local, ServerMessage::Answer { sdp });
@@ -87,7 +106,7 @@ impl Shard {
         let Some(p) = self.members.get_mut(local.0) else {
             return;
         };
-        if !matches!(p.negotiation, Negotiation::ServerOffer(_)) {
+        if !matches!(p.negotiation, Negotiation::ServerOffer(..)) {
             // Whatever the state was (awaiting the first offer, stable), it stays.
             self.signal(
                 local,
@@ -99,7 +118,7 @@ impl Shard {
             );
             return;
         }
-        let Negotiation::ServerOffer(pending) =
+        let Negotiation::ServerOffer(pending, _) =
             std::mem::replace(&mut p.negotiation, Negotiation::Stable)
         else {
             unreachable!("checked to be a server offer just above");
@@ -254,17 +273,13 @@ impl Shard {
         });
         match made {
             Ok(Some(((offer, pending), new_slots))) => {
-                p.negotiation = Negotiation::ServerOffer(pending);
+                let sdp = offer.to_sdp_string();
+                p.negotiation = Negotiation::ServerOffer(pending, sdp.clone());
                 for slot in new_slots {
                     p.slots.insert(slot);
                 }
                 debug!(participant = %who, slots = add.len(), "server offer");
-                self.signal(
-                    local,
-                    ServerMessage::Offer {
-                        sdp: offer.to_sdp_string(),
-                    },
-                );
+                self.signal(local, ServerMessage::Offer { sdp });
                 self.mark_dirty(local);
             }
             Ok(None) => warn!(participant = %who, "no SDP changes to offer"),

@@ -8,7 +8,7 @@ use std::time::Instant;
 use str0m::change::SdpPendingOffer;
 use str0m::media::{Mid, Rid};
 use str0m::rtp::Ssrc;
-use switchboard_protocol::MediaKind;
+use switchboard_protocol::{MediaKind, MediaState, TrackPublication};
 
 use super::engine::Engine;
 use super::ingress::IngressBudget;
@@ -39,8 +39,9 @@ pub(crate) enum Negotiation {
     /// No SDP yet: the client's first offer is expected.
     AwaitingFirstOffer,
     Stable,
-    /// The server sent an offer adding the slots in state `Offered`.
-    ServerOffer(SdpPendingOffer),
+    /// The server sent an offer (its SDP kept, to send again after a resume) adding the slots
+    /// in state `Offered`.
+    ServerOffer(SdpPendingOffer, String),
 }
 
 /// Ingress routing for one SSRC of this participant, cached from str0m's stream table.
@@ -69,8 +70,21 @@ pub(crate) struct Participant {
     pub slots: Slab<Slot>,
     /// Tracks this participant should receive but has no free slot for yet.
     pub wanted: VecDeque<(TrackRef, MediaKind)>,
-    /// Tracks this participant publishes (m-lines the server receives on).
+    /// Every track of this participant, defined or live.
+    pub tracks: Vec<TrackRef>,
+    /// Its live tracks by the m-line they arrive on (the ingress routing table).
     pub published: Vec<(Mid, TrackRef)>,
+    /// What the m-lines of the client's latest offer publish (names, sources, descriptions),
+    /// used when str0m reports those m-lines.
+    pub publications: Vec<TrackPublication>,
+    /// Gets every track of the room as it appears (else only what it subscribes to).
+    pub auto_subscribe: bool,
+    /// The tracks it receives, or will as soon as they are live.
+    pub subscriptions: Vec<TrackRef>,
+    /// Its signalling connection dropped; the session waits for a resume.
+    pub detached: bool,
+    /// What it sends right now, as last told to the room.
+    pub media_state: MediaState,
     pub routes: FastMap<Ssrc, Route>,
     pub negotiation: Negotiation,
     pub joined_at: Instant,

@@ -4,7 +4,7 @@
 //! `docs/decisions/0001-slots.md`).
 
 use str0m::media::{Direction, KeyframeRequestKind, Mid};
-use switchboard_protocol::{MediaKind, ServerMessage, TrackInfo};
+use switchboard_protocol::{MediaKind, ServerMessage};
 
 use super::drive::kind_of;
 use super::engine::Failed;
@@ -43,7 +43,7 @@ impl Shard {
         // Receiving side: the participant publishes on this m-line.
         match p.track_on(mid) {
             None if direction.is_receiving() => self.publish(local, mid, kind),
-            Some(track) if !direction.is_receiving() => self.unpublish(track),
+            Some(_) if !direction.is_receiving() => self.unpublish(local, mid),
             _ => {}
         }
         // Sending side: a slot the participant receives on.
@@ -140,11 +140,7 @@ impl Shard {
         slot.forwarder.switch_source(video);
         track.subscribers.push((local, slot_id));
         let message = ServerMessage::TrackPublished {
-            track: TrackInfo {
-                track_id: track.track_id.clone(),
-                kind: track.kind,
-                muted: track.muted,
-            },
+            track: track.info(),
             peer_id: track.publisher_peer.clone(),
             mid: slot.mid.to_string(),
             stream_id: slot.stream_id.clone(),
@@ -176,6 +172,106 @@ impl Shard {
             },
         });
         Some(track_ref)
+    }
+
+    /// A slot's track stopped (it went unlive or was removed): the subscriber hears it and the
+    /// slot takes the next waiting track.
+    pub(super) fn release_slot(&mut self, sub: Local, slot_id: SlotId, track_ref: TrackRef) {
+        let Some(track) = self.tracks.get(track_ref.0) else {
+            return;
+        };
+        let (track_id, peer_id) = (track.track_id.clone(), track.publisher_peer.clone());
+        let Some(p) = self.members.get_mut(sub.0) else {
+            return;
+        };
+        let who = p.id;
+        let Some(slot) = p.slot_mut(slot_id) else {
+            return;
+        };
+        if slot.source != Some(track_ref) {
+            return;
+        }
+        slot.source = None;
+        let mid = slot.mid.to_string();
+        self.outputs.push_back(super::interface::Output::Signal {
+            participant: who,
+            message: ServerMessage::TrackUnpublished {
+                track_id,
+                peer_id,
+                mid,
+            },
+        });
+        self.fill_slots(sub);
+    }
+
+    /// `subscribe`: receive the track now if it is live (as soon as a slot is free), or when it
+    /// goes live.
+    pub(super) fn subscribe(&mut self, local: Local, track_id: &str, request: &str) -> bool {
+        let Some(track_ref) = self.room_track(local, track_id) else {
+            self.signal(
+                local,
+                ServerMessage::Error {
+                    code: switchboard_protocol::ErrorCode::UnknownTrack,
+                    message: format!("no track {track_id:?} in this room"),
+                    request: Some(request.into()),
+                },
+            );
+            return false;
+        };
+        let Some(track) = self.tracks.get(track_ref.0) else {
+            return false;
+        };
+        if track.publisher == local {
+            return true; // your own media never comes back to you
+        }
+        let (live, kind) = (track.live(), track.kind);
+        let Some(p) = self.members.get_mut(local.0) else {
+            return false;
+        };
+        if p.subscriptions.contains(&track_ref) {
+            return true;
+        }
+        p.subscriptions.push(track_ref);
+        if live {
+            p.wanted.push_back((track_ref, kind));
+            self.fill_slots(local);
+            self.negotiate_later(local);
+        }
+        true
+    }
+
+    /// `unsubscribe`: stop receiving the track; its slot takes the next waiting track.
+    pub(super) fn unsubscribe(&mut self, local: Local, track_id: &str, request: &str) -> bool {
+        let Some(track_ref) = self.room_track(local, track_id) else {
+            self.signal(
+                local,
+                ServerMessage::Error {
+                    code: switchboard_protocol::ErrorCode::UnknownTrack,
+                    message: format!("no track {track_id:?} in this room"),
+                    request: Some(request.into()),
+                },
+            );
+            return false;
+        };
+        let Some(p) = self.members.get_mut(local.0) else {
+            return false;
+        };
+        p.subscriptions.retain(|t| *t != track_ref);
+        p.wanted.retain(|(t, _)| *t != track_ref);
+        let bound = p
+            .slots
+            .iter()
+            .find(|(_, s)| s.source == Some(track_ref))
+            .map(|(k, _)| SlotId(k));
+        if let Some(slot_id) = bound {
+            if let Some(track) = self.tracks.get_mut(track_ref.0) {
+                track.subscribers.retain(|s| *s != (local, slot_id));
+            }
+            self.release_slot(local, slot_id, track_ref);
+            // The slot is free for the next waiting track; it may need none of the offers.
+            self.negotiate_later(local);
+        }
+        true
     }
 
     pub(super) fn negotiate_later(&mut self, local: Local) {

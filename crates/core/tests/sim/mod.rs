@@ -140,6 +140,8 @@ impl Sim {
                 peer_id: name.into(),
                 name: name.into(),
                 rtc: Box::new(new),
+                auto_subscribe: true,
+                resume_token: None,
             },
         });
         let mut rtc = Rtc::builder()
@@ -198,6 +200,7 @@ impl Sim {
         self.command(Command::Offer {
             participant: pid,
             offer: Box::new(offer),
+            tracks: Vec::new(),
         });
         Ok(())
     }

@@ -114,6 +114,7 @@ impl Config {
             max_tracks_per_participant,
             max_mlines_per_session,
             max_candidates_per_session,
+            resume_grace_s,
         } = &self.limits;
         ControlConfig {
             auth: AuthConfig {
@@ -122,13 +123,17 @@ impl Config {
                 max_ttl_s: *max_ttl_s,
                 clock_skew_s: *clock_skew_s,
             },
-            admission: self
-                .admission
-                .as_ref()
-                .map(|AdmissionSettings { url, timeout_ms }| AdmissionConfig {
+            admission: self.admission.as_ref().map(
+                |AdmissionSettings {
+                     url,
+                     timeout_ms,
+                     every_signal,
+                 }| AdmissionConfig {
                     url: url.clone(),
                     timeout_ms: *timeout_ms,
-                }),
+                    every_signal: *every_signal,
+                },
+            ),
             webhooks: WebhookConfig {
                 urls: urls.clone(),
                 secret: secret.clone(),
@@ -150,6 +155,7 @@ impl Config {
                 max_tracks_per_participant: *max_tracks_per_participant,
                 max_mlines_per_session: *max_mlines_per_session,
                 max_candidates_per_session: *max_candidates_per_session,
+                resume_grace_s: *resume_grace_s,
             },
         }
     }

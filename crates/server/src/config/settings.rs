@@ -76,6 +76,8 @@ settings! {
         url: String = String::new(), "URL" in HOOKS;
         /// How long to wait for the admission URL's answer (ms).
         timeout_ms: u64 = 2_000, "MS" in HOOKS;
+        /// Also ask the admission URL before acting on every later client message.
+        every_signal: bool = false, "BOOL" in HOOKS;
     }
 
     /// `[webhooks]`: signed event notifications to the application.
@@ -126,5 +128,8 @@ settings! {
         /// Remote ICE candidates one session may send.
         max_candidates_per_session: usize = Limits::default().max_candidates_per_session,
             "N" in LIMITS;
+        /// How long a session whose signalling connection dropped waits for a resume (s); 0 =
+        /// no resume.
+        resume_grace_s: u64 = Limits::default().resume_grace_s, "S" in LIMITS;
     }
 }

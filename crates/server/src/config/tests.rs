@@ -160,6 +160,7 @@ fn print_config_round_trips() {
     config.admission = Some(AdmissionSettings {
         url: "http://127.0.0.1:9/admit".into(),
         timeout_ms: 750,
+        every_signal: false,
     });
     config.webhooks.urls = vec!["https://a.invalid/h".into()];
     let text = config.to_toml();
@@ -435,6 +436,7 @@ fn every_key_is_documented() {
     config.admission = Some(AdmissionSettings {
         url: "http://x".into(),
         timeout_ms: 1,
+        every_signal: false,
     });
     config.auth.keys = vec![ApiKeyEntry {
         id: "i".into(),

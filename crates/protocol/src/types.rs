@@ -1,0 +1,107 @@
+//! What messages describe: members, tracks, what they send.
+
+use serde::{Deserialize, Serialize};
+
+/// A member of a room as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub name: String,
+    pub tracks: Vec<TrackInfo>,
+    /// What the member sends right now (derived from its live, unmuted tracks).
+    #[serde(default)]
+    pub media_state: MediaState,
+}
+
+/// A track: `trackId` (`<peerId>:<name>`) is unique within the room while the track exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackInfo {
+    pub track_id: String,
+    pub kind: MediaKind,
+    /// What the track carries. Absent in messages of older servers: a camera or a microphone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TrackSource>,
+    /// Free text from the publisher (at most [`MAX_TRACK_DESCRIPTION`] characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Media flows for it (false: defined only, discoverable before it is sent).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub live: bool,
+    /// Not forwarded (muted by its owner or an operator); omitted when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub muted: bool,
+}
+
+/// Longest track description accepted, in characters.
+pub const MAX_TRACK_DESCRIPTION: usize = 256;
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrackSource {
+    Camera,
+    Microphone,
+    Screen,
+    ScreenAudio,
+    Other,
+}
+
+impl TrackSource {
+    /// What a track of `kind` carries when its publisher does not say.
+    pub fn default_for(kind: MediaKind) -> TrackSource {
+        match kind {
+            MediaKind::Audio => TrackSource::Microphone,
+            MediaKind::Video => TrackSource::Camera,
+        }
+    }
+
+    /// The kinds of media this source can carry.
+    pub fn fits(self, kind: MediaKind) -> bool {
+        match self {
+            TrackSource::Camera | TrackSource::Screen => kind == MediaKind::Video,
+            TrackSource::Microphone | TrackSource::ScreenAudio => kind == MediaKind::Audio,
+            TrackSource::Other => true,
+        }
+    }
+}
+
+/// Who muted a track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MuteOrigin {
+    Owner,
+    /// The admin API (the default, as older servers only had operator mutes).
+    #[default]
+    Operator,
+}
+
+/// What one member sends right now: a live, unmuted microphone (`audio`), camera (`video`),
+/// screen or screen audio (`screenShare`) track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaState {
+    pub audio: bool,
+    pub video: bool,
+    pub screen_share: bool,
+}
