@@ -67,6 +67,17 @@ pub struct ClientStats {
     /// Packets whose payload owner differs from the owner announced for that mid at arrival
     /// (only counted while an announcement exists for the mid).
     pub wrong_owner: u64,
+    /// Packets of a mid's previous owner that arrived within [`SWITCH_GRACE`] after the mid
+    /// was announced for a new one: sent before the switch, overtaken by the announcement
+    /// (signalling and media travel separately), or resent from the retransmission history.
+    pub late_previous_owner: u64,
+    /// The first few wrong-owner packets, for the report: (mid, announced owner, payload
+    /// owner, time since the mid's latest announcement).
+    pub wrong_owner_examples: Vec<(String, String, String, Duration)>,
+    /// When each mid was last announced.
+    pub announced_at: HashMap<String, Instant>,
+    /// Per mid: the owner before its latest announcement, and when that announcement came.
+    pub previous_owner: HashMap<String, (String, Instant)>,
     /// RTP packets whose SSRC str0m could not map to an m-line.
     pub unknown_ssrc: u64,
     /// `Event::KeyframeRequest`s received as a publisher.
@@ -142,6 +153,9 @@ pub struct RecvStats {
     /// previous arrival is later than the mark and the mark no longer matters).
     pub gap_mark: Option<Instant>,
 }
+
+/// How long after a mid changes hands packets of its previous owner count as late, not wrong.
+pub const SWITCH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RecvStats {
     /// Record one latency sample in the bounded ring.

@@ -2,7 +2,7 @@
 //! received RTP packet (owner, loss, latency, gaps) into the shared [`ClientStats`].
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpPacket;
@@ -112,7 +112,27 @@ impl Driver {
         match parsed {
             Ok(info) => {
                 if announced.is_some_and(|a| a != info.owner) {
-                    s.wrong_owner += 1;
+                    let late = s.previous_owner.get(&rx.mid_str).is_some_and(|(prev, at)| {
+                        *prev == info.owner && at.elapsed() <= crate::stats::SWITCH_GRACE
+                    });
+                    if late {
+                        s.late_previous_owner += 1;
+                    } else {
+                        s.wrong_owner += 1;
+                        if s.wrong_owner_examples.len() < 8 {
+                            let since = s
+                                .announced_at
+                                .get(&rx.mid_str)
+                                .map_or(Duration::ZERO, |at| at.elapsed());
+                            let example = (
+                                rx.mid_str.clone(),
+                                announced.unwrap_or_default().to_owned(),
+                                info.owner.to_owned(),
+                                since,
+                            );
+                            s.wrong_owner_examples.push(example);
+                        }
+                    }
                 }
                 let now_us = synth::now_us();
                 let sample = PacketSample {

@@ -248,6 +248,17 @@ impl Driver {
                     stream_id,
                 };
                 let mut s = self.stats();
+                let previous = s
+                    .track_history
+                    .iter()
+                    .rev()
+                    .find(|(m, _)| *m == mid)
+                    .map(|(_, t)| t.peer_id.clone());
+                if let Some(previous) = previous.filter(|p| *p != slot.peer_id) {
+                    s.previous_owner
+                        .insert(mid.clone(), (previous, Instant::now()));
+                }
+                s.announced_at.insert(mid.clone(), Instant::now());
                 s.slots.insert(mid.clone(), Some(slot.clone()));
                 s.track_history.push((mid, slot));
             }

@@ -288,12 +288,23 @@ impl<'a> Soak<'a> {
 
     /// Add a client's error counters to the totals (when it leaves the roster).
     pub(super) fn retire(&mut self, m: &Member) {
-        let (server, local, wrong) = m
-            .client
-            .with_stats(|s| (s.errors.len() as u64, s.local_error_count, s.wrong_owner));
+        let (server, local, wrong, examples, peer) = m.client.with_stats(|s| {
+            (
+                s.errors.len() as u64,
+                s.local_error_count,
+                s.wrong_owner,
+                s.wrong_owner_examples.clone(),
+                s.peer_id.clone(),
+            )
+        });
         self.totals.server_errors += server;
         self.totals.local_errors += local;
         self.totals.wrong_owner += wrong;
+        for (mid, announced, owner, since) in examples {
+            self.problem(format!(
+                "{peer} got {owner}'s media on mid {mid}, announced for {announced} {since:?} before"
+            ));
+        }
     }
 
     pub(super) fn problem(&mut self, p: String) {

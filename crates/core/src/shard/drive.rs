@@ -246,6 +246,20 @@ impl Shard {
         }
     }
 
+    /// Emit what was written to one participant now, ahead of what is queued after it.
+    pub(super) fn flush_one(&mut self, local: Local) {
+        let Some(p) = self.members.get_mut(local.0) else {
+            return;
+        };
+        if !p.dirty {
+            return;
+        }
+        p.dirty = false;
+        self.dirty.retain(|d| *d != local);
+        let now = self.now;
+        self.drive(local, Op::Timer, str0m::Input::Timeout(now));
+    }
+
     pub(super) fn flush_dirty(&mut self) {
         let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare_dirty));
         for local in dirty.drain(..) {

@@ -156,6 +156,7 @@ impl Shard {
 
     /// Detach a slot from its source, telling the subscriber. Returns the track it carried.
     pub(super) fn unbind(&mut self, local: Local, slot_id: SlotId) -> Option<TrackRef> {
+        self.flush_one(local);
         let p = self.members.get_mut(local.0)?;
         let who = p.id;
         let slot = p.slot_mut(slot_id)?;
@@ -177,6 +178,9 @@ impl Shard {
     /// A slot's track stopped (it went unlive or was removed): the subscriber hears it and the
     /// slot takes the next waiting track.
     pub(super) fn release_slot(&mut self, sub: Local, slot_id: SlotId, track_ref: TrackRef) {
+        // Packets of the old track already written to the subscriber go out before the news
+        // that its slot changed, so they do not arrive announced as the next track's.
+        self.flush_one(sub);
         let Some(track) = self.tracks.get(track_ref.0) else {
             return;
         };
