@@ -71,6 +71,15 @@ pub struct ClientStats {
     /// was announced for a new one: sent before the switch, overtaken by the announcement
     /// (signalling and media travel separately), or resent from the retransmission history.
     pub late_previous_owner: u64,
+    /// Packets of a mid's next owner that arrived before its `trackPublished` did, which then
+    /// came within [`SWITCH_GRACE`]: the server sends a rebound slot's announcement before its
+    /// first packet, but the two travel separately (WebSocket and UDP) and a busy client reads
+    /// the datagram first. Counted as wrong owner on arrival and moved here when the
+    /// announcement confirms them.
+    pub early_new_owner: u64,
+    /// Wrong-owner packets that a late announcement may still confirm: (mid, payload owner,
+    /// first arrival, packets). Bounded by [`MAX_UNANNOUNCED`]; beyond it they stay wrong.
+    pub unannounced: Vec<(String, String, Instant, u64)>,
     /// The first few wrong-owner packets, for the report: (mid, announced owner, payload
     /// owner, time since the mid's latest announcement).
     pub wrong_owner_examples: Vec<(String, String, String, Duration)>,
@@ -156,6 +165,46 @@ pub struct RecvStats {
 
 /// How long after a mid changes hands packets of its previous owner count as late, not wrong.
 pub const SWITCH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How many (mid, owner) pairs of not-yet-announced media are remembered at once.
+pub const MAX_UNANNOUNCED: usize = 64;
+
+impl ClientStats {
+    /// A packet of `owner` arrived on `mid`, announced for someone else: count it as wrong and
+    /// remember it, in case `owner`'s announcement for the mid is only late.
+    pub(crate) fn note_unannounced(&mut self, mid: &str, owner: &str) {
+        self.wrong_owner += 1;
+        self.unannounced
+            .retain(|(_, _, first, _)| first.elapsed() <= SWITCH_GRACE);
+        if let Some(entry) = self
+            .unannounced
+            .iter_mut()
+            .find(|(m, o, _, _)| m == mid && o == owner)
+        {
+            entry.3 += 1;
+        } else if self.unannounced.len() < MAX_UNANNOUNCED {
+            self.unannounced
+                .push((mid.to_owned(), owner.to_owned(), Instant::now(), 1));
+        }
+    }
+
+    /// `owner` was announced on `mid`: packets of theirs that arrived there within
+    /// [`SWITCH_GRACE`] before it were early, not misrouted.
+    pub(crate) fn confirm_announced(&mut self, mid: &str, owner: &str) {
+        let Some(pos) = self
+            .unannounced
+            .iter()
+            .position(|(m, o, first, _)| m == mid && o == owner && first.elapsed() <= SWITCH_GRACE)
+        else {
+            return;
+        };
+        let (_, _, _, packets) = self.unannounced.swap_remove(pos);
+        self.wrong_owner = self.wrong_owner.saturating_sub(packets);
+        self.early_new_owner += packets;
+        self.wrong_owner_examples
+            .retain(|(m, _, o, _)| !(m == mid && o == owner));
+    }
+}
 
 impl RecvStats {
     /// Record one latency sample in the bounded ring.
@@ -254,7 +303,7 @@ impl ClientStats {
         let _ = write!(
             s,
             "peer={} connected={} ice={} closed={} left={:?} mlines={} sent={} kf_req={} \
-             server_offers={} glare_ignored={} wrong_owner={} unknown_ssrc={}",
+             server_offers={} glare_ignored={} wrong_owner={} early_new_owner={} unknown_ssrc={}",
             self.peer_id,
             self.connected,
             self.ice_state,
@@ -266,6 +315,7 @@ impl ClientStats {
             self.server_offers,
             self.glare_ignored,
             self.wrong_owner,
+            self.early_new_owner,
             self.unknown_ssrc,
         );
         let _ = write!(s, "; members={:?}", self.members.keys().collect::<Vec<_>>());

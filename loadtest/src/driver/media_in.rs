@@ -118,18 +118,15 @@ impl Driver {
                     if late {
                         s.late_previous_owner += 1;
                     } else {
-                        s.wrong_owner += 1;
+                        let announced = announced.unwrap_or_default().to_owned();
+                        s.note_unannounced(&rx.mid_str, &info.owner);
                         if s.wrong_owner_examples.len() < 8 {
                             let since = s
                                 .announced_at
                                 .get(&rx.mid_str)
                                 .map_or(Duration::ZERO, |at| at.elapsed());
-                            let example = (
-                                rx.mid_str.clone(),
-                                announced.unwrap_or_default().to_owned(),
-                                info.owner.to_owned(),
-                                since,
-                            );
+                            let example =
+                                (rx.mid_str.clone(), announced, info.owner.to_owned(), since);
                             s.wrong_owner_examples.push(example);
                         }
                     }

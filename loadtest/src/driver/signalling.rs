@@ -258,6 +258,7 @@ impl Driver {
                     s.previous_owner
                         .insert(mid.clone(), (previous, Instant::now()));
                 }
+                s.confirm_announced(&mid, &slot.peer_id);
                 s.announced_at.insert(mid.clone(), Instant::now());
                 s.slots.insert(mid.clone(), Some(slot.clone()));
                 s.track_history.push((mid, slot));

@@ -35,6 +35,10 @@ pub struct SoakTotals {
     pub foreign_media: u64,
     /// Packets whose payload owner was not the one announced for the slot.
     pub wrong_owner: u64,
+    /// Packets of a slot's new owner that arrived just before its announcement (not wrong:
+    /// signalling and media travel separately), and of its old owner just after.
+    pub early_new_owner: u64,
+    pub late_previous_owner: u64,
     /// `error` messages from the server, and client-side errors, over every client.
     pub server_errors: u64,
     pub local_errors: u64,
@@ -247,14 +251,17 @@ impl SoakReport {
             format!(
                 "media: {} late joiner(s) got every publisher of their room, {} did not; {} stream \
                  checks, {} silent, {} never started; {} foreign owner(s), {} wrong-owner \
-                 packet(s)",
+                 packet(s) ({} of a new owner before its announcement, {} of the previous owner \
+                 after it)",
                 t.media_ok,
                 t.media_missing,
                 t.streams_checked,
                 t.streams_silent,
                 t.streams_never_started,
                 t.foreign_media,
-                t.wrong_owner
+                t.wrong_owner,
+                t.early_new_owner,
+                t.late_previous_owner
             ),
             format!(
                 "errors: {} from the server, {} client-side",

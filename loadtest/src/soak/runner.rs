@@ -292,14 +292,16 @@ impl<'a> Soak<'a> {
             (
                 s.errors.len() as u64,
                 s.local_error_count,
-                s.wrong_owner,
+                (s.wrong_owner, s.early_new_owner, s.late_previous_owner),
                 s.wrong_owner_examples.clone(),
                 s.peer_id.clone(),
             )
         });
         self.totals.server_errors += server;
         self.totals.local_errors += local;
-        self.totals.wrong_owner += wrong;
+        self.totals.wrong_owner += wrong.0;
+        self.totals.early_new_owner += wrong.1;
+        self.totals.late_previous_owner += wrong.2;
         for (mid, announced, owner, since) in examples {
             self.problem(format!(
                 "{peer} got {owner}'s media on mid {mid}, announced for {announced} {since:?} before"
