@@ -1,0 +1,112 @@
+//! Every input the fuzzers (`fuzz/`, see docs/robustness.md "Fuzzing") found, replayed through
+//! the real path: a WebSocket to a running server, or UDP to its media port. The inputs are
+//! files in `fuzz/regressions/`, named `<target>-<what>`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use common::{RawWs, TestServer};
+use parking_lot::Mutex;
+use switchboard_control::{AdmissionConfig, ControlConfig};
+use switchboard_protocol::ServerMessage;
+
+fn regression(name: &str) -> String {
+    let path = format!(
+        "{}/../../fuzz/regressions/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An admission endpoint that admits everything and keeps the raw bodies it was sent.
+async fn admission_recorder() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let seen: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let admit = {
+        let seen = seen.clone();
+        move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().push(body.to_vec());
+                StatusCode::NO_CONTENT
+            }
+        }
+    };
+    let app = axum::Router::new().route("/admit", post(admit));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the admission endpoint");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/admit"), seen)
+}
+
+/// `client_message`: a number the JSON parser read imprecisely (51 significant digits) reached
+/// the application's admission hook as a different number than the client sent. serde_json's
+/// default float parsing is fast but not always correctly rounded; the server now builds it
+/// with `float_roundtrip`, so what the hook sees is the nearest double to what was sent, as
+/// any correct JSON reader (and Rust's own `f64::from_str`) would read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_number_reaches_the_admission_hook_unchanged() {
+    let digits = regression("client_message-float-not-roundtrip.txt");
+    let digits = digits.trim();
+    let expected: f64 = digits.parse().expect("the regression is a decimal number");
+
+    let (url, seen) = admission_recorder().await;
+    let control = ControlConfig {
+        admission: Some(AdmissionConfig {
+            url,
+            timeout_ms: 5000,
+            every_signal: true,
+        }),
+        ..ControlConfig::default()
+    };
+    let server = TestServer::start_with(1, control).await;
+    let mut ws = RawWs::connect(&server.url).await;
+    let join = format!(r#"{{"type":"join","room":"numbers","peerId":"ada","ticket":{digits}}}"#);
+    ws.send(&join).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, ws.recv())
+            .await
+            .expect("an answer to the join");
+        match message {
+            Some(ServerMessage::Joined { .. }) => break,
+            Some(ServerMessage::Error { code, message, .. }) => {
+                panic!("join refused: {code:?} {message}")
+            }
+            Some(_) => continue,
+            None => panic!("the server closed the connection"),
+        }
+    }
+    // A signal after the join goes to the hook as well (every_signal): the same number again.
+    let message = format!(r#"{{"type":"message","data":"hello","ticket":{digits}}}"#);
+    ws.send(&message).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the admission hook saw {} request(s), expected the join and the message",
+            seen.lock().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bodies = seen.lock().clone();
+    for body in &bodies {
+        let value: serde_json::Value = serde_json::from_slice(body).expect("the hook is sent JSON");
+        let sent = ["join", "signal"]
+            .iter()
+            .find_map(|k| value.get(k).and_then(|m| m.get("ticket")))
+            .unwrap_or_else(|| panic!("no ticket in what the hook got: {value}"));
+        assert_eq!(
+            sent.as_f64(),
+            Some(expected),
+            "the hook got {sent} for {digits}; the nearest double is {expected:e}"
+        );
+    }
+}
