@@ -91,6 +91,7 @@ async fn a_thousand_idle_sockets_are_closed_after_the_join_timeout() {
                 .await
                 .expect("websocket connects");
             let mut told = false;
+            let mut seen = Vec::new();
             // Never send anything; read until the server closes.
             loop {
                 match tokio::time::timeout(WAIT, ws.next()).await {
@@ -104,8 +105,20 @@ async fn a_thousand_idle_sockets_are_closed_after_the_join_timeout() {
                                 ..
                             }
                         );
+                        seen.push(format!("{msg:?}"));
                     }
-                    Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => return told,
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        seen.push(format!("close {frame:?}"));
+                        return (told, seen);
+                    }
+                    Ok(None) => {
+                        seen.push("end of stream".into());
+                        return (told, seen);
+                    }
+                    Ok(Some(Err(e))) => {
+                        seen.push(format!("error {e}"));
+                        return (told, seen);
+                    }
                     Ok(Some(Ok(_))) => {}
                     Err(_) => panic!("an idle socket was not closed within {WAIT:?}"),
                 }
@@ -113,14 +126,18 @@ async fn a_thousand_idle_sockets_are_closed_after_the_join_timeout() {
         }));
     }
     let mut closed_with_code = 0;
+    let mut untold = Vec::new();
     for t in tasks {
-        if t.await.expect("task") {
+        let (told, seen) = t.await.expect("task");
+        if told {
             closed_with_code += 1;
+        } else if untold.len() < 5 {
+            untold.push(seen);
         }
     }
     assert_eq!(
         closed_with_code, IDLE,
-        "every idle socket hears joinTimeout, then closes"
+        "every idle socket hears joinTimeout, then closes; some heard only: {untold:?}"
     );
     // The server's side of them is gone too.
     let deadline = tokio::time::Instant::now() + WAIT;
