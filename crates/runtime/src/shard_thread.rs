@@ -361,59 +361,22 @@ impl Worker {
     fn flush(&mut self) -> Instant {
         loop {
             let mut too_slow = Vec::new();
-            let deadline = loop {
-                if self.broken {
-                    break Instant::now() + Duration::from_secs(1);
-                }
-                let shard = &mut self.shard;
-                let output = match catch_unwind(AssertUnwindSafe(|| shard.poll_output())) {
-                    Ok(output) => output,
+            // One guard for the whole drain, not one per output: the outputs (large enums) are
+            // then not moved out of a closure each, which a flush of a fan-out to hundreds of
+            // subscribers paid per packet. A panic in `poll_output` still only marks the shard
+            // broken; what was sent before it is sent.
+            let deadline = if self.broken {
+                None
+            } else {
+                match catch_unwind(AssertUnwindSafe(|| self.drain_outputs(&mut too_slow))) {
+                    Ok(deadline) => Some(deadline),
                     Err(_) => {
                         self.broken = true;
-                        continue;
+                        None
                     }
-                };
-                match output {
-                    Output::Transmit {
-                        destination,
-                        contents,
-                    } => self.send(destination, &contents),
-                    Output::Signal {
-                        participant,
-                        message,
-                    } => {
-                        if let Some(tx) = self.events.get(&participant) {
-                            match tx.try_send(ParticipantEvent::Signal(message)) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    too_slow.push(participant)
-                                }
-                                // The connection is gone; its Leave command is on the way.
-                                Err(mpsc::error::TrySendError::Closed(_)) => {}
-                            }
-                        }
-                    }
-                    Output::Removed {
-                        participant,
-                        reason,
-                    } => {
-                        if let Some(tx) = self.events.remove(&participant) {
-                            deliver_removal(tx, reason);
-                        }
-                    }
-                    Output::Reply { id, reply } => {
-                        if let Some(tx) = self.admin.remove(&id) {
-                            let _ = tx.send(reply);
-                        }
-                    }
-                    Output::Notify(note) => {
-                        if self.notifications.try_send(note).is_err() {
-                            self.notifications_dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Output::Timeout(at) => break at,
                 }
             };
+            let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             let now = Instant::now();
             if now >= self.next_stats && !self.broken {
                 self.next_stats = now + STATS_EVERY;
@@ -431,6 +394,51 @@ impl Worker {
                         reason: LeaveReason::TooSlow,
                     },
                 );
+            }
+        }
+    }
+
+    /// Route the shard's outputs until it asks for a timeout; returns that time. Participants
+    /// whose signalling queue is full are collected in `too_slow`.
+    fn drain_outputs(&mut self, too_slow: &mut Vec<ParticipantId>) -> Instant {
+        loop {
+            match self.shard.poll_output() {
+                Output::Transmit {
+                    destination,
+                    contents,
+                } => self.send(destination, &contents),
+                Output::Signal {
+                    participant,
+                    message,
+                } => {
+                    if let Some(tx) = self.events.get(&participant) {
+                        match tx.try_send(ParticipantEvent::Signal(message)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(participant),
+                            // The connection is gone; its Leave command is on the way.
+                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        }
+                    }
+                }
+                Output::Removed {
+                    participant,
+                    reason,
+                } => {
+                    if let Some(tx) = self.events.remove(&participant) {
+                        deliver_removal(tx, reason);
+                    }
+                }
+                Output::Reply { id, reply } => {
+                    if let Some(tx) = self.admin.remove(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Output::Notify(note) => {
+                    if self.notifications.try_send(note).is_err() {
+                        self.notifications_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Output::Timeout(at) => return at,
             }
         }
     }
