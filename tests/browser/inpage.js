@@ -65,10 +65,17 @@
       players.set(track, video);
       video.play().catch(() => {});
     }
-    const deadline = Date.now() + timeoutMs;
-    while (video.videoWidth === 0 || video.readyState < 2) {
-      if (Date.now() > deadline) throw new Error(`no frame shown within ${timeoutMs} ms (readyState ${video.readyState})`);
-      await new Promise((r) => setTimeout(r, 50));
+    // A frame presented after this call: the element may still show an older track's last frame
+    // (an m-line carries other tracks over time).
+    const fresh = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      video.requestVideoFrameCallback(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!fresh || video.videoWidth === 0) {
+      throw new Error(`no new frame shown within ${timeoutMs} ms (readyState ${video.readyState})`);
     }
     const canvas = document.createElement('canvas');
     canvas.width = video.videoWidth;
@@ -82,6 +89,11 @@
   /** Join `roomName` as `id`; every room event lands in `window.events` as [ms, name, detail]. */
   async function join({ host, roomName, id, options = {}, peerOptions = {} }) {
     const { Peer } = await import('/sdk/switchboard.js');
+    if (typeof options.signalModifier === 'string') {
+      // Functions cannot cross page.evaluate: 'window.x' names one defined in the page.
+      const name = options.signalModifier.replace(/^window\./, '');
+      options = { ...options, signalModifier: (signal, payload) => window[name](signal, payload) };
+    }
     const peer = new Peer({ host, id, ...peerOptions });
     const room = peer.joinRoom(roomName, options);
     const events = [];

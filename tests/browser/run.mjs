@@ -15,6 +15,7 @@ import { roomOptions, serverShutdown } from './options.mjs';
 import { credentialsAndOperator } from './operator.mjs';
 import { selectiveSubscription } from './subscriptions.mjs';
 import { clientMute } from './mute.mjs';
+import { signalModifierChecked } from './signals.mjs';
 import { resumeAfterGrace, resumeAfterOutages } from './resume.mjs';
 
 const TESTS = [
@@ -26,6 +27,7 @@ const TESTS = [
   { name: 'server drain and shutdown reach the app', run: serverShutdown, timeout: 60000 },
   { name: 'selective subscription: exactly the subscribed screen share, by colour', run: selectiveSubscription, timeout: 90000 },
   { name: 'client mute stops forwarding; unmute decodes again within 1 s', run: clientMute, timeout: 60000 },
+  { name: 'signalModifier: the admission check sees the token on every signal', run: signalModifierChecked, timeout: 60000 },
   { name: 'resume: WebSocket cut, UDP cut, address change', run: resumeAfterOutages, timeout: 150000 },
   { name: 'resume: cut longer than the grace period ends the session', run: resumeAfterGrace, timeout: 90000 },
 ];

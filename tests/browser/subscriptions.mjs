@@ -36,12 +36,17 @@ export const events = (page, name) => page.evaluate((n) => window.events.filter(
 /** Per-track receive stats of the page's room. */
 export const trackStats = (page) => page.evaluate(() => window.room.getTrackStats());
 
-/** The colour `page` decodes for `trackId` (of `peerId`), once frames arrive. */
+/**
+ * The colour `page` decodes for `trackId` (of `peerId`), once frames arrive: three new frames in
+ * a row, which must agree (else the answer names them all and no colour check passes).
+ */
 export async function colourOf(page, peerId, trackId) {
   return waitFor(`${page.label} to show frames of ${trackId}`, () => page.evaluate(async ({ p, t }) => {
     const track = window.room.getRemoteTrack(p, t);
     if (!track) return null;
-    return window.sbt.frameColour(track, 3000);
+    const seen = [];
+    for (let i = 0; i < 3; i += 1) seen.push(await window.sbt.frameColour(track, 3000));
+    return new Set(seen).size === 1 ? seen[0] : `mixed(${seen.join(',')})`;
   }, { p: peerId, t: trackId }), { timeout: 15000 });
 }
 
@@ -143,6 +148,34 @@ export async function selectiveSubscription({ browser, server, report }) {
     // A track that does not exist is refused with its code (the promise and the error event).
     const refused = await carol.evaluate(() => window.room.subscribe('bob', 'screen').then(() => 'resolved?!', (e) => e.type));
     assert(refused === 'unknownTrack', `subscribe to bob:screen: ${refused}`);
+    // A track defined before any media is discoverable; a subscription to it waits for it to go
+    // live, and publishTrack under its name makes it live.
+    const notesId = await alice.evaluate(() => window.room.defineTrack({ name: 'notes', kind: 'video', source: 'other', description: 'speaker notes' }));
+    assert(notesId === 'alice:notes', `defineTrack returned ${notesId}`);
+    const defined = await waitFor('carol to discover alice:notes', async () => (await events(carol, 'trackDefined')).find((e) => e[2].trackId === 'alice:notes')?.[2]);
+    assert(defined.live === false && defined.source === 'other' && defined.description === 'speaker notes', `alice:notes defined as ${JSON.stringify(defined)}`);
+    await carol.evaluate(() => { window.notesArrived = window.room.subscribe('alice', 'notes').then((t) => t?.kind ?? 'null'); });
+    await sleep(500);
+    assert((await events(carol, 'remoteTrack')).filter((e) => e[2].trackId === 'alice:notes').length === 0, 'alice:notes arrived before it was published');
+    await alice.evaluate(async () => {
+      window.published['alice:notes'] = window.sbt.colourTrack('yellow');
+      await window.room.publishTrack(window.published['alice:notes'], { name: 'notes' });
+    });
+    assert(await carol.evaluate(() => window.notesArrived) === 'video', 'carol\'s pending subscribe resolved with the video track');
+    const notesColour = await colourOf(carol, 'alice', 'alice:notes');
+    assert(notesColour === 'yellow', `carol decodes alice:notes as ${notesColour}, not yellow`);
+
+    // Unpublishing the screen share removes it: dave's copy ends, the media state follows.
+    await alice.evaluate(() => window.room.unpublishTrack('alice:screen'));
+    await waitFor('dave to see alice:screen removed and ended', async () => {
+      const removed = (await events(dave, 'trackRemoved')).some((e) => e[2].trackId === 'alice:screen');
+      const ended = (await events(dave, 'remoteTrackEnded')).some((e) => e[2].trackId === 'alice:screen');
+      return removed && ended;
+    });
+    await waitFor('dave to see alice stop sharing her screen', async () => {
+      const last = (await events(dave, 'mediaState')).filter((e) => e[2].peerId === 'alice').pop();
+      return last && last[2].state.screenShare === false && last[2].state.video === true;
+    });
     report(`subscription latency (subscribe() → remoteTrack / first packet / first decoded frame): ${Math.round(timing.trackMs)} / ${Math.round(timing.packetMs)} / ${Math.round(timing.frameMs)} ms`);
     report(`colours: dave alice:camera=${daveColours.camera} alice:screen=${daveColours.screen} bob:camera=${daveColours.bob}; carol alice:screen=${colour}; after unsubscribe ${settled} → ${later} packets`);
   } finally {
