@@ -15,7 +15,8 @@ export async function clientMute({ browser, server, report }) {
   try {
     await joinAs(mia, { host, roomName, id: 'mia', publish: [{ colour: 'yellow', name: 'camera', source: 'camera' }] });
     await joinAs(obs, { host, roomName, id: 'obs' });
-    assert(await colourOf(obs, 'mia', 'mia:camera') === 'yellow', 'obs decodes mia\'s yellow camera');
+    const colour = await colourOf(obs, 'mia', 'mia:camera');
+    assert(colour === 'yellow', `obs decodes mia's camera as ${colour}, not yellow`);
     // Packets are rising before the mute, so "stops rising" means something.
     const flowing = await cameraStats(obs);
     await waitFor('obs\'s packet count from mia to rise', async () => (await cameraStats(obs)).packetsReceived > flowing.packetsReceived + 20);

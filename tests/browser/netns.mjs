@@ -76,8 +76,20 @@ export async function isolatedBrowser(serverPort) {
     await inMember('ip', ['addr', 'add', `${FIRST_ADDRESS}/24`, 'dev', memberA]);
     await inMember('ip', ['link', 'set', memberA, 'up']);
     await inMember('ip', ['route', 'add', 'default', 'via', '10.10.0.1']);
+    // The route works before the browser is asked to use it.
+    const probe = `require('net').connect(${serverPort}, '${SERVER_IP}').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await inMember(process.execPath, ['-e', probe]);
+        break;
+      } catch (err) {
+        if (attempt >= 20) throw new Error(`the member's namespace cannot reach ${SERVER_IP}:${serverPort}: ${err.message}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   } catch (err) {
     await browser.close().catch(() => {});
+    for (const link of [hostA, hostB]) await run('ip', ['link', 'del', link]).catch(() => {});
     throw err;
   }
   const addresses = `{ ${FIRST_ADDRESS}, ${SECOND_ADDRESS} }`;

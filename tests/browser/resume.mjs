@@ -24,13 +24,13 @@ async function setUp(browser, report, label) {
   const member = await isolatedBrowser(server.port);
   const page = await newPage(member.browser, `${label}-member`);
   // The member's browser may still be taking in its new network: a navigation it aborts with
-  // ERR_NETWORK_CHANGED is tried again.
+  // ERR_NETWORK_CHANGED (or that hangs) is tried again.
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await page.goto(`${server.base}/healthz`);
+      await page.goto(`${server.base}/healthz`, { timeout: 5000 });
       break;
     } catch (err) {
-      if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(err.message)) throw err;
+      if (attempt >= 4) throw new Error(`the member's browser could not load ${server.base} (${attempt} attempts): ${err.message}`);
       await sleep(500);
     }
   }
@@ -43,7 +43,8 @@ async function setUp(browser, report, label) {
     options: { keepalive: KEEPALIVE, mediaTimeout: MEDIA_TIMEOUT, reconnectTimeout: 40000 },
     publish: [{ colour: 'red', name: 'camera', source: 'camera' }],
   });
-  assert(await colourOf(obs, 'roamer', 'roamer:camera') === 'red', 'obs decodes roamer\'s red camera');
+  const first = await colourOf(obs, 'roamer', 'roamer:camera');
+  assert(first === 'red', `obs decodes roamer's camera as ${first}, not red`);
   await waitFor('roamer to be connected', () => page.evaluate(() => window.room.state === 'connected'));
   report(`roamer joined from ${FIRST_ADDRESS} (own netns), server on ${SERVER_IP}`);
   return {
@@ -72,7 +73,8 @@ async function mediaFlows(obs, what) {
   await waitFor(`obs to decode roamer's camera ${what}`, () => obs.evaluate(
     async (b) => ((await window.room.getTrackStats())['roamer:camera']?.framesDecoded ?? 0) > b + 10, before,
   ), { timeout: 20000 });
-  assert(await colourOf(obs, 'roamer', 'roamer:camera') === 'red', `roamer's frames ${what} are red`);
+  const colour = await colourOf(obs, 'roamer', 'roamer:camera');
+  assert(colour === 'red', `roamer's frames ${what} are ${colour}, not red`);
 }
 
 const states = async (page) => (await events(page, 'state')).map((e) => e[2][0]);

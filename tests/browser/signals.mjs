@@ -68,7 +68,8 @@ export async function signalModifierChecked({ browser, report }) {
 
     // With the token it goes through.
     await sub.evaluate(() => { window.skipSubscribeToken = false; window.room.subscribe('pub', 'camera'); });
-    assert(await colourOf(sub, 'pub', 'pub:camera') === 'green', 'sub decodes pub\'s green camera after a subscribe with the token');
+    const colour = await colourOf(sub, 'pub', 'pub:camera');
+    assert(colour === 'green', `after a subscribe with the token sub decodes pub's camera as ${colour}, not green`);
 
     const refused = app.seen.filter((s) => !s.ok);
     assert(refused.length === 1 && refused[0].type === 'subscribe' && refused[0].peerId === 'sub',

@@ -37,17 +37,26 @@ export const events = (page, name) => page.evaluate((n) => window.events.filter(
 export const trackStats = (page) => page.evaluate(() => window.room.getTrackStats());
 
 /**
- * The colour `page` decodes for `trackId` (of `peerId`), once frames arrive: three new frames in
- * a row, which must agree (else the answer names them all and no colour check passes).
+ * The colour `page` decodes for `trackId` (of `peerId`): the first three new frames in a row that
+ * agree on a colour (the first frames of a stream may be black or blurred). After 15 s, what the
+ * last frames showed, which fails any colour check with a clear message.
  */
 export async function colourOf(page, peerId, trackId) {
-  return waitFor(`${page.label} to show frames of ${trackId}`, () => page.evaluate(async ({ p, t }) => {
-    const track = window.room.getRemoteTrack(p, t);
-    if (!track) return null;
-    const seen = [];
-    for (let i = 0; i < 3; i += 1) seen.push(await window.sbt.frameColour(track, 3000));
-    return new Set(seen).size === 1 ? seen[0] : `mixed(${seen.join(',')})`;
-  }, { p: peerId, t: trackId }), { timeout: 15000 });
+  let last = 'no frames';
+  try {
+    return await waitFor(`${page.label} to show frames of ${trackId}`, async () => {
+      last = await page.evaluate(async ({ p, t }) => {
+        const track = window.room.getRemoteTrack(p, t);
+        if (!track) return 'no track';
+        const seen = [];
+        for (let i = 0; i < 3; i += 1) seen.push(await window.sbt.frameColour(track, 3000));
+        return new Set(seen).size === 1 ? seen[0] : `mixed(${seen.join(',')})`;
+      }, { p: peerId, t: trackId });
+      return /^(no |none|mixed)/.test(last) ? null : last;
+    }, { timeout: 15000 });
+  } catch {
+    return last;
+  }
 }
 
 export async function selectiveSubscription({ browser, server, report }) {

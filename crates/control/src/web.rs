@@ -12,13 +12,17 @@ const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
-const SDK_MODULES: [(&str, &str); 5] = [
+const SDK_MODULES: [(&str, &str); 6] = [
     (
         "/sdk/switchboard.js",
         include_str!("../web/sdk/switchboard.js"),
     ),
     ("/sdk/core.js", include_str!("../web/sdk/core.js")),
     ("/sdk/room.js", include_str!("../web/sdk/room.js")),
+    (
+        "/sdk/negotiation.js",
+        include_str!("../web/sdk/negotiation.js"),
+    ),
     ("/sdk/tracks.js", include_str!("../web/sdk/tracks.js")),
     ("/sdk/resume.js", include_str!("../web/sdk/resume.js")),
 ];

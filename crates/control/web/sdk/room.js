@@ -1,13 +1,14 @@
 // Switchboard JavaScript SDK: SfuRoom, one membership of a room through the SFU. This module holds
-// joining, the server's messages, SDP negotiation, remote streams, stats and leaving; tracks.js
-// adds publishing, subscriptions and mutes, resume.js the states, keepalive, resume and ICE
-// restarts. See docs/sdk.md.
+// joining, the server's messages, remote streams, stats and leaving; negotiation.js adds the SDP
+// steps, tracks.js publishing, subscriptions and mutes, resume.js the states, keepalive, resume
+// and ICE restarts. See docs/sdk.md.
 
 import {
   Emitter, JOIN_TIMEOUT_MS, LEAVE_GRACE_MS, LEAVE_REASONS, PROTOCOL_VERSION, SwitchboardError,
   TOKEN, TOKEN_RULE, checkStream, invalid, peerInfo,
 } from './core.js';
 import { TrackMethods } from './tracks.js';
+import { NegotiationMethods } from './negotiation.js';
 import { ResumeMethods } from './resume.js';
 
 /** Messages kept while the signalling connection is down, sent once it is back (bounded). */
@@ -509,167 +510,6 @@ export class SfuRoom extends Emitter {
     });
   }
 
-  // ---------------------------------------------------------------------- negotiation
-  //
-  // Every SDP step runs in one queue, so two never interleave. The client is the impolite peer:
-  // a server offer that arrives while our own offer is outstanding is ignored (the server drops it
-  // when our offer reaches it, and offers again after answering ours).
-
-  _enqueue(task) {
-    const run = this._queue.then(async () => {
-      if (this.closed || !this.pc) return;
-      await task();
-    });
-    this._queue = run.catch((err) => {
-      if (this.closed) return;
-      this._emit('error', new SwitchboardError('negotiationFailed', `SDP negotiation failed: ${err.message ?? err}`));
-    });
-    // The failure is reported as an `error` event; callers that await `run` see it too.
-    run.catch(() => {});
-    return run;
-  }
-
-  _requestOffer() {
-    this._offerWanted = true;
-    this._enqueue(() => this._maybeOffer());
-  }
-
-  async _maybeOffer() {
-    const pc = this.pc;
-    // Without signalling the offer waits: the resume asks for it again.
-    if (!this._offerWanted || pc.signalingState !== 'stable' || !this._sigUp) return;
-    this._offerWanted = false;
-    if (this._iceRestartWanted) {
-      this._iceRestartWanted = false;
-      pc.restartIce();
-    }
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    const message = { type: 'offer', sdp: pc.localDescription.sdp };
-    const tracks = this._publications();
-    if (tracks.length > 0) message.tracks = tracks;
-    this._send(message);
-    if (!this._offerSent) {
-      this._offerSent = true;
-      for (const c of this._localCandidates) this._send(c);
-      this._localCandidates = [];
-    }
-  }
-
-  async _onAnswer(sdp) {
-    const pc = this.pc;
-    if (pc.signalingState !== 'have-local-offer') {
-      this._log('answer without an outstanding offer; ignored');
-      return;
-    }
-    await pc.setRemoteDescription({ type: 'answer', sdp });
-    await this._afterNegotiation();
-  }
-
-  async _onServerOffer(sdp) {
-    const pc = this.pc;
-    if (pc.signalingState === 'have-local-offer') {
-      this._log('glare: ignoring the server offer; the server offers again after answering ours');
-      return;
-    }
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
-    this._send({ type: 'answer', sdp: pc.localDescription.sdp });
-    await this._afterNegotiation();
-  }
-
-  async _afterNegotiation() {
-    await this._flushRemoteCandidates();
-    this._updateStreams();
-    await this._applyBandwidth();
-    if (this._offerWanted) await this._maybeOffer();
-  }
-
-  _onLocalCandidate(candidate) {
-    if (candidate && candidate.candidate && /\s\S+\.local\s/.test(candidate.candidate)) {
-      // mDNS-obfuscated host candidate: the server cannot resolve it, and needs no client
-      // candidates at all (ICE-lite learns the address from our connectivity checks).
-      return;
-    }
-    const message = candidate
-      ? { type: 'candidate', candidate: candidate.candidate, sdpMid: candidate.sdpMid ?? undefined, sdpMLineIndex: candidate.sdpMLineIndex ?? undefined }
-      : { type: 'candidate', candidate: '' };
-    if (this._offerSent) this._send(message);
-    else this._localCandidates.push(message);
-  }
-
-  _onRemoteCandidate(message) {
-    const init = {
-      candidate: message.candidate,
-      sdpMid: message.sdpMid ?? null,
-      sdpMLineIndex: message.sdpMLineIndex ?? (message.sdpMid == null ? 0 : null),
-    };
-    if (init.candidate.startsWith('a=')) init.candidate = init.candidate.slice(2);
-    this._remoteCandidates.push(init);
-    this._enqueue(() => this._flushRemoteCandidates());
-  }
-
-  async _flushRemoteCandidates() {
-    const pc = this.pc;
-    if (!pc.remoteDescription) return; // kept until the server's SDP is applied
-    const pending = this._remoteCandidates;
-    this._remoteCandidates = [];
-    for (const init of pending) {
-      try {
-        await pc.addIceCandidate(init);
-      } catch (err) {
-        // The same candidate is in the server's SDP already; a failure here is not fatal.
-        this._log('addIceCandidate failed', init, err.message);
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------------- remote streams
-
-  _scheduleStreams() {
-    // trackPublished events come in bursts (audio and video of one member): settle them first.
-    if (this._streamUpdate) return;
-    this._streamUpdate = setTimeout(() => {
-      this._streamUpdate = null;
-      if (!this.closed) this._updateStreams();
-    }, 0);
-  }
-
-  /**
-   * Hand the app one MediaStream per member (rebuilt when the member's track set changes) and
-   * one `remoteTrack` event per track that starts arriving (`remoteTrackEnded` when it stops).
-   */
-  _updateStreams() {
-    if (!this.pc) return;
-    const byMid = new Map();
-    for (const t of this.pc.getTransceivers()) if (t.mid !== null) byMid.set(t.mid, t);
-    const wanted = new Map();
-    for (const [mid, slot] of this._slots) {
-      const transceiver = byMid.get(mid);
-      if (!transceiver) continue; // its m-line is not applied yet; retried after the next SDP step
-      if (!wanted.has(slot.peerId)) wanted.set(slot.peerId, []);
-      wanted.get(slot.peerId).push(transceiver.receiver.track);
-    }
-    this._announceTracks(byMid);
-    for (const [peerId, current] of [...this._streams]) {
-      if (!wanted.has(peerId)) {
-        this._streams.delete(peerId);
-        this._emit('removeStream', current);
-      }
-    }
-    for (const [peerId, tracks] of wanted) {
-      tracks.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'audio' ? -1 : 1));
-      const current = this._streams.get(peerId);
-      const have = current?.getTracks() ?? [];
-      if (have.length === tracks.length && tracks.every((t) => have.includes(t))) continue;
-      const stream = new MediaStream(tracks);
-      stream.peerId = peerId;
-      this._streams.set(peerId, stream);
-      this._emit('stream', stream);
-    }
-  }
-
   /**
    * Send `data` (anything JSON can carry) to every other member, or to one (`{ to: peerId }`).
    * They receive it as a `data` event { src, data }. Returns false when the room is not open
@@ -696,29 +536,6 @@ export class SfuRoom extends Emitter {
 
   _updateCredential(credential) {
     if (this.open) this._send({ type: 'updateCredential', credential });
-  }
-
-  /**
-   * Receive statistics per member: { [peerId]: { audio: { packetsReceived, bytesReceived },
-   * video: { packetsReceived, bytesReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
-   * frameWidth, frameHeight, codec } } }, keyed on the server's trackPublished announcements.
-   * With several tracks of one kind from a member, the per-track getTrackStats tells them apart.
-   */
-  async getPeerStats() {
-    const result = {};
-    for (const stat of Object.values(await this.getTrackStats())) {
-      const entry = (result[stat.peerId] ??= {});
-      const counters = { packetsReceived: stat.packetsReceived, bytesReceived: stat.bytesReceived };
-      if (stat.kind === 'video') {
-        for (const key of ['framesReceived', 'framesDecoded', 'keyFramesDecoded', 'pliCount', 'frameWidth', 'frameHeight', 'codec']) {
-          counters[key] = stat[key];
-        }
-      }
-      // One entry per kind: the member's busiest track of that kind.
-      const current = entry[stat.kind];
-      if (!current || counters.packetsReceived > current.packetsReceived) entry[stat.kind] = counters;
-    }
-    return result;
   }
 
   /** The RTCPeerConnection's stats report. */
@@ -780,4 +597,4 @@ export class SfuRoom extends Emitter {
   }
 }
 
-Object.assign(SfuRoom.prototype, TrackMethods, ResumeMethods);
+Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods);

@@ -1,8 +1,9 @@
 // Switchboard JavaScript SDK: join a Switchboard SFU room from a browser.
 //
 // Plain ES modules with no dependencies and no build step. Served by every Switchboard server at
-// /sdk/switchboard.js (this entry module; it imports core.js, room.js, tracks.js and resume.js
-// from the same directory; types at /sdk/switchboard.d.ts); docs/sdk.md is the guide.
+// /sdk/switchboard.js (this entry module; it imports core.js, room.js, negotiation.js, tracks.js
+// and resume.js from the same directory; types at /sdk/switchboard.d.ts); docs/sdk.md is the
+// guide.
 //
 //   import { Peer } from '/sdk/switchboard.js';
 //   const peer = new Peer({ host: 'sfu.example.com' });

@@ -367,6 +367,74 @@ export const TrackMethods = {
     return result;
   },
 
+  // ---------------------------------------------------------------------- remote streams
+
+  _scheduleStreams() {
+    // trackPublished events come in bursts (audio and video of one member): settle them first.
+    if (this._streamUpdate) return;
+    this._streamUpdate = setTimeout(() => {
+      this._streamUpdate = null;
+      if (!this.closed) this._updateStreams();
+    }, 0);
+  },
+
+  /**
+   * Hand the app one MediaStream per member (rebuilt when the member's track set changes) and
+   * one `remoteTrack` event per track that starts arriving (`remoteTrackEnded` when it stops).
+   */
+  _updateStreams() {
+    if (!this.pc) return;
+    const byMid = new Map();
+    for (const t of this.pc.getTransceivers()) if (t.mid !== null) byMid.set(t.mid, t);
+    const wanted = new Map();
+    for (const [mid, slot] of this._slots) {
+      const transceiver = byMid.get(mid);
+      if (!transceiver) continue; // its m-line is not applied yet; retried after the next SDP step
+      if (!wanted.has(slot.peerId)) wanted.set(slot.peerId, []);
+      wanted.get(slot.peerId).push(transceiver.receiver.track);
+    }
+    this._announceTracks(byMid);
+    for (const [peerId, current] of [...this._streams]) {
+      if (!wanted.has(peerId)) {
+        this._streams.delete(peerId);
+        this._emit('removeStream', current);
+      }
+    }
+    for (const [peerId, tracks] of wanted) {
+      tracks.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'audio' ? -1 : 1));
+      const current = this._streams.get(peerId);
+      const have = current?.getTracks() ?? [];
+      if (have.length === tracks.length && tracks.every((t) => have.includes(t))) continue;
+      const stream = new MediaStream(tracks);
+      stream.peerId = peerId;
+      this._streams.set(peerId, stream);
+      this._emit('stream', stream);
+    }
+  },
+
+  /**
+   * Receive statistics per member: { [peerId]: { audio: { packetsReceived, bytesReceived },
+   * video: { packetsReceived, bytesReceived, framesReceived, framesDecoded, keyFramesDecoded, pliCount,
+   * frameWidth, frameHeight, codec } } }, keyed on the server's trackPublished announcements.
+   * With several tracks of one kind from a member, the per-track getTrackStats tells them apart.
+   */
+  async getPeerStats() {
+    const result = {};
+    for (const stat of Object.values(await this.getTrackStats())) {
+      const entry = (result[stat.peerId] ??= {});
+      const counters = { packetsReceived: stat.packetsReceived, bytesReceived: stat.bytesReceived };
+      if (stat.kind === 'video') {
+        for (const key of ['framesReceived', 'framesDecoded', 'keyFramesDecoded', 'pliCount', 'frameWidth', 'frameHeight', 'codec']) {
+          counters[key] = stat[key];
+        }
+      }
+      // One entry per kind: the member's busiest track of that kind.
+      const current = entry[stat.kind];
+      if (!current || counters.packetsReceived > current.packetsReceived) entry[stat.kind] = counters;
+    }
+    return result;
+  },
+
   // ------------------------------------------------------------------ the server's news
 
   _upsertDefinition(peerId, track) {
