@@ -77,6 +77,11 @@ async function mediaFlows(obs, what) {
   assert(colour === 'red', `roamer's frames ${what} are ${colour}, not red`);
 }
 
+/** The member's connection events since `t0`, for reports and failure messages. */
+const since = async (page, t0) => (await page.evaluate(() => window.events))
+  .filter((e) => ['ice', 'connectionState', 'iceRestart', 'state', 'resumed'].includes(e[1]) && e[0] >= t0)
+  .map((e) => `+${e[0] - t0}ms ${e[1]} ${JSON.stringify(e[2])}`).join('; ');
+
 const states = async (page) => (await events(page, 'state')).map((e) => e[2][0]);
 
 export async function resumeAfterOutages({ browser, report }) {
@@ -110,9 +115,7 @@ export async function resumeAfterOutages({ browser, report }) {
     await sleep(5000);
     await member.restore();
     const restoredAt = Date.now();
-    const timeline = async () => (await page.evaluate(() => window.events))
-      .filter((e) => ['ice', 'connectionState', 'iceRestart', 'state', 'resumed'].includes(e[1]) && e[0] >= cutUdpAt)
-      .map((e) => `+${e[0] - cutUdpAt}ms ${e[1]} ${JSON.stringify(e[2])}`).join('; ');
+    const timeline = () => since(page, cutUdpAt);
     await waitFor('roamer to be connected again', () => page.evaluate(() => window.room.state === 'connected'), { timeout: 20000 })
       .catch(async (err) => { throw new Error(`${err.message}; roamer since the cut: ${await timeline()}`); });
     const connectedAfter = Date.now() - restoredAt;
@@ -132,8 +135,9 @@ export async function resumeAfterOutages({ browser, report }) {
     await member.moveToSecondAddress();
     // The first address is gone from the member's namespace: whatever obs decodes now left from
     // the second one.
-    await mediaFlows(obs, 'after the move');
+    await mediaFlows(obs, 'after the move').catch(async (err) => { throw new Error(`${err.message}; roamer since the move: ${await since(page, movedAt)}`); });
     const backAfter = Date.now() - movedAt;
+    report(`roamer since the move: ${await since(page, movedAt)}`);
     const moveGap = await moveGaps;
     const left = (await obs.evaluate(() => window.events)).filter((e) => e[1] === 'peerLeave');
     assert(left.length === 0, `obs saw peerLeave: ${JSON.stringify(left)}`);

@@ -17,6 +17,8 @@ const BACKOFF_MAX_MS = 1000;
 const ICE_DISCONNECTED_GRACE_MS = 1500;
 /** How often the transport's received bytes are sampled. */
 const MEDIA_WATCH_EVERY_MS = 1000;
+/** Media quiet this long when a resume succeeds: restart ICE at once. */
+const RESUME_QUIET_MS = 1500;
 /** A restart that has not brought media back after this long is tried again, doubling up to the max. */
 const ICE_RESTART_RETRY_MS = 4000;
 const ICE_RESTART_RETRY_MAX_MS = 16000;
@@ -192,14 +194,20 @@ export const ResumeMethods = {
     this._sigUp = true;
     this.resumes += 1;
     this._catchUp(message);
+    // The signalling died and media is quiet too: most likely the path changed (another
+    // network, another address). Restart ICE now rather than after mediaTimeout.
+    const quietMs = Date.now() - this._lastRx.at;
+    const ice = this.pc.iceConnectionState;
+    if (this._everConnected && (quietMs >= RESUME_QUIET_MS || ice === 'disconnected' || ice === 'failed')) {
+      this._nextIceRestartAt = Date.now() + (this._iceRestartDelay || ICE_RESTART_RETRY_MS);
+      this._noteIceRestart(`nothing received for ${quietMs} ms when the signalling came back (ICE ${ice})`);
+    }
     this._enqueue(async () => {
       // Our offer (or its answer) may have been lost with the old connection: offer again.
       if (this.pc.signalingState === 'have-local-offer') {
         await this.pc.setLocalDescription({ type: 'rollback' });
         this._offerWanted = true;
       }
-      const ice = this.pc.iceConnectionState;
-      if (ice === 'disconnected' || ice === 'failed') this._iceRestartWanted = true;
       if (this._iceRestartWanted) this._offerWanted = true;
       await this._maybeOffer();
     });
@@ -317,10 +325,15 @@ export const ResumeMethods = {
 
   /** New ICE credentials in a new offer: new paths (another address, another network) are found. */
   _restartIce(why) {
+    this._noteIceRestart(why);
+    this._requestOffer();
+  },
+
+  /** The next offer restarts ICE (pc.restartIce() right before it is made). */
+  _noteIceRestart(why) {
     this.iceRestarts += 1;
     this._log('ICE restart', this.iceRestarts, why);
     this._emit('iceRestart', { attempt: this.iceRestarts, iceState: this.pc.iceConnectionState, reason: why });
     this._iceRestartWanted = true;
-    this._requestOffer();
   },
 };
