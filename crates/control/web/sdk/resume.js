@@ -40,7 +40,7 @@ export const ResumeMethods = {
       next = 'closed';
     } else if (!this.open) {
       next = 'setup';
-    } else if (this._sigUp && this.pc?.connectionState === 'connected' && !this._mediaStalled) {
+    } else if (this._sigUp && this._mediaUp()) {
       next = 'connected';
       this._everConnected = true;
     } else {
@@ -51,6 +51,21 @@ export const ResumeMethods = {
     this.state = next;
     this._log('state', previous, '→', next, cause);
     this._emit('state', next, { previous, cause });
+  },
+
+  /**
+   * The media connection counts as up while `connected`, and through an ICE `disconnected` blip
+   * shorter than ICE_DISCONNECTED_GRACE_MS (an ICE restart's old paths end with one), unless
+   * nothing arrives on it.
+   */
+  _mediaUp() {
+    const state = this.pc?.connectionState;
+    // (connectionstatechange may come before iceconnectionstatechange starts the clock.)
+    const since = this._iceDisconnectedAt;
+    const blip = state === 'disconnected' && (since === null
+      ? this.pc.iceConnectionState === 'disconnected'
+      : Date.now() - since < ICE_DISCONNECTED_GRACE_MS);
+    return (state === 'connected' || blip) && !this._mediaStalled;
   },
 
   _startKeepalive() {
@@ -72,6 +87,7 @@ export const ResumeMethods = {
     this._pingTimer = null;
     clearInterval(this._mediaTimer);
     this._mediaTimer = null;
+    clearTimeout(this._blipTimer);
     const r = this._reconnect;
     if (r) {
       clearTimeout(r.timer);
@@ -271,8 +287,17 @@ export const ResumeMethods = {
   _onIceState() {
     const s = this.pc.iceConnectionState;
     this._log('ICE', s);
-    if (s === 'disconnected') this._iceDisconnectedAt ??= Date.now();
-    else this._iceDisconnectedAt = null;
+    if (s === 'disconnected') {
+      if (this._iceDisconnectedAt === null) {
+        this._iceDisconnectedAt = Date.now();
+        clearTimeout(this._blipTimer);
+        this._blipTimer = setTimeout(() => {
+          if (!this.closed) this._updateState(`ICE disconnected for ${ICE_DISCONNECTED_GRACE_MS} ms`);
+        }, ICE_DISCONNECTED_GRACE_MS);
+      }
+    } else {
+      this._iceDisconnectedAt = null;
+    }
     if (s === 'failed') this._checkMedia();
     this._updateState(`ICE ${s}`);
   },

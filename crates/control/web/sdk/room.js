@@ -86,6 +86,7 @@ export class SfuRoom extends Emitter {
     this._lastRx = { bytes: -1, at: 0 };
     this._mediaStalled = false;
     this._iceDisconnectedAt = null;
+    this._blipTimer = null;
     this._nextIceRestartAt = 0;
     this._iceRestartWanted = false;
     this._iceRestartDelay = 0;
