@@ -21,40 +21,46 @@ async function setUp(browser, report, label) {
   const tools = networkTools();
   if (tools !== true) throw new Error(`resume tests need a network namespace with nftables: ${tools} (scripts/browser-tests.sh installs it)`);
   const server = await startServer({ logName: `server-${label}.log`, ip: SERVER_IP, args: ['--resume-grace-s', String(GRACE_S)] });
-  const member = await isolatedBrowser(server.port);
-  const page = await newPage(member.browser, `${label}-member`);
-  // The member's browser may still be taking in its new network: a navigation it aborts with
-  // ERR_NETWORK_CHANGED (or that hangs) is tried again.
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      await page.goto(`${server.base}/healthz`, { timeout: 5000 });
-      break;
-    } catch (err) {
-      if (attempt >= 4) throw new Error(`the member's browser could not load ${server.base} (${attempt} attempts): ${err.message}`);
-      await sleep(500);
-    }
-  }
-  await page.addScriptTag({ path: INPAGE });
-  const obs = await helperPage(browser, server.base, `${label}-obs`);
-  const roomName = uniqueRoom(label);
-  await joinAs(obs, { host: server.host, roomName, id: 'obs' });
-  await joinAs(page, {
-    host: server.host, roomName, id: 'roamer',
-    options: { keepalive: KEEPALIVE, mediaTimeout: MEDIA_TIMEOUT, reconnectTimeout: 40000 },
-    publish: [{ colour: 'red', name: 'camera', source: 'camera' }],
-  });
-  const first = await colourOf(obs, 'roamer', 'roamer:camera');
-  assert(first === 'red', `obs decodes roamer's camera as ${first}, not red`);
-  await waitFor('roamer to be connected', () => page.evaluate(() => window.room.state === 'connected'));
-  report(`roamer joined from ${FIRST_ADDRESS} (own netns), server on ${SERVER_IP}`);
-  return {
-    server, member, page, obs,
-    async stop() {
-      await member.stop();
-      await obs.closeContext();
-      await server.stop();
-    },
+  let member = null;
+  let obs = null;
+  const stop = async () => {
+    await member?.stop();
+    await obs?.closeContext();
+    await server.stop();
   };
+  try {
+    member = await isolatedBrowser(server.port);
+    const page = await newPage(member.browser, `${label}-member`);
+    // The member's browser may still be taking in its new network: a navigation it aborts with
+    // ERR_NETWORK_CHANGED (or that hangs) is tried again.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await page.goto(`${server.base}/healthz`, { timeout: 5000 });
+        break;
+      } catch (err) {
+        if (attempt >= 4) throw new Error(`the member's browser could not load ${server.base} (${attempt} attempts): ${err.message}`);
+        await sleep(500);
+      }
+    }
+    await page.addScriptTag({ path: INPAGE });
+    obs = await helperPage(browser, server.base, `${label}-obs`);
+    const roomName = uniqueRoom(label);
+    await joinAs(obs, { host: server.host, roomName, id: 'obs' });
+    await joinAs(page, {
+      host: server.host, roomName, id: 'roamer',
+      options: { keepalive: KEEPALIVE, mediaTimeout: MEDIA_TIMEOUT, reconnectTimeout: 40000 },
+      publish: [{ colour: 'red', name: 'camera', source: 'camera' }],
+    });
+    const first = await colourOf(obs, 'roamer', 'roamer:camera');
+    assert(first === 'red', `obs decodes roamer's camera as ${first}, not red`);
+    await waitFor('roamer to be connected', () => page.evaluate(() => window.room.state === 'connected'));
+    report(`roamer joined from ${FIRST_ADDRESS} (own netns), server on ${SERVER_IP}`);
+    return { server, member, page, obs, stop };
+  } catch (err) {
+    // Nothing of a failed set-up outlives it (a server or a browser would outlive the suite).
+    await stop();
+    throw err;
+  }
 }
 
 /**
