@@ -5,9 +5,10 @@
 #   scripts/browser-tests.sh            build, install what is missing, run everything
 #   TEST=errors scripts/browser-tests.sh   only the tests whose name contains "errors"
 #
-# Needs root (apt-get, unshare -n). Environment: SWITCHBOARD_BIN to test another server binary
-# (skips the cargo build), CHROMIUM for another browser binary, SWITCHBOARD_LOG for the server's
-# log filter. Logs and screenshots land in artifacts/.
+# Needs root (apt-get, unshare -n; the resume tests add veth pairs, a second network namespace
+# and nftables rules, all inside the suite's namespace). Environment: SWITCHBOARD_BIN to test
+# another server binary (skips the cargo build), CHROMIUM for another browser binary,
+# SWITCHBOARD_LOG for the server's log filter. Logs and screenshots land in artifacts/.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -23,10 +24,17 @@ if [ -z "${CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 
-if ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1; then
-    echo "== installing iproute2 and util-linux (ip, unshare)"
+if ! command -v ip >/dev/null 2>&1 || ! command -v unshare >/dev/null 2>&1 || ! command -v nsenter >/dev/null 2>&1; then
+    echo "== installing iproute2 and util-linux (ip, unshare, nsenter)"
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 util-linux
+fi
+
+# The resume tests cut a member's WebSocket and UDP with nftables inside the namespace.
+if ! command -v nft >/dev/null 2>&1; then
+    echo "== installing nftables"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y nftables
 fi
 
 echo "== npm ci (tests/browser)"

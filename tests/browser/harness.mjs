@@ -47,12 +47,12 @@ export async function waitFor(what, check, { timeout = 20000, interval = 250 } =
 }
 
 /** A TCP port nothing listens on (bound once, then released). */
-export async function freePort() {
+export async function freePort(ip = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, ip, () => {
       const { port } = server.address();
       server.close(() => resolve(port));
     });
@@ -82,19 +82,20 @@ async function stop(child, ms = 5000) {
   }
 }
 
-export async function startServer({ logName = 'server.log', args: extra = [] } = {}) {
+/** The server binary on `ip` (HTTP and media), with `args` added to the defaults. */
+export async function startServer({ logName = 'server.log', args: extra = [], ip = '127.0.0.1' } = {}) {
   const bin = process.env.SWITCHBOARD_BIN ?? path.join(ROOT, 'target/debug/switchboard');
-  const port = await freePort();
+  const port = await freePort(ip);
   const udpBase = 40000 + Math.floor(Math.random() * 1000) * 10;
   const args = [
-    '--http', `127.0.0.1:${port}`,
+    '--http', `${ip}:${port}`,
     '--udp-ports', `${udpBase}-${udpBase + 9}`,
-    '--udp-bind', '127.0.0.1',
+    '--udp-bind', ip,
     '--log', process.env.SWITCHBOARD_LOG ?? 'info,str0m=warn,dimpl=warn',
     ...extra,
   ];
   const child = start(bin, args, logName);
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${ip}:${port}`;
   try {
     await waitFor('the server to answer /healthz', async () => {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}; see ${child.logPath}`);
@@ -107,7 +108,8 @@ export async function startServer({ logName = 'server.log', args: extra = [] } =
   }
   return {
     base,
-    host: `127.0.0.1:${port}`,
+    host: `${ip}:${port}`,
+    port,
     child,
     stop: () => stop(child),
     /** Send a signal without waiting (SIGTERM starts a drain; a second one ends it). */
@@ -158,7 +160,12 @@ export async function startBrowser() {
     async stop() {
       await withTimeout(browser.close(), 10000, 'closing the browser').catch(() => {});
       await stop(child);
-      rmSync(profile, { recursive: true, force: true });
+      // Chromium's last writes may race the removal: retried, never fatal.
+      try {
+        rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+      } catch (err) {
+        console.warn(`could not remove ${profile}: ${err.message}`);
+      }
     },
   };
 }

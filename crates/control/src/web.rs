@@ -1,5 +1,6 @@
-//! The browser side served by the server itself: the JavaScript SDK (a plain ES module, no build
-//! step) and the demo call page. Embedded at compile time so the binary is self-contained.
+//! The browser side served by the server itself: the JavaScript SDK (plain ES modules, no build
+//! step: `switchboard.js` imports the others from the same directory) and the demo call page.
+//! Embedded at compile time so the binary is self-contained.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -9,8 +10,22 @@ use axum::Router;
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
-const SDK_JS: &str = include_str!("../web/sdk/switchboard.js");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
+/// The SDK's modules, by their path under `/sdk/`.
+const SDK_MODULES: [(&str, &str); 6] = [
+    (
+        "/sdk/switchboard.js",
+        include_str!("../web/sdk/switchboard.js"),
+    ),
+    ("/sdk/core.js", include_str!("../web/sdk/core.js")),
+    ("/sdk/room.js", include_str!("../web/sdk/room.js")),
+    (
+        "/sdk/negotiation.js",
+        include_str!("../web/sdk/negotiation.js"),
+    ),
+    ("/sdk/tracks.js", include_str!("../web/sdk/tracks.js")),
+    ("/sdk/resume.js", include_str!("../web/sdk/resume.js")),
+];
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -23,7 +38,14 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 }
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let mut router = Router::new();
+    for (path, body) in SDK_MODULES {
+        router = router.route(
+            path,
+            get(move || async move { asset("text/javascript; charset=utf-8", body) }),
+        );
+    }
+    router
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
@@ -35,10 +57,6 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/demo.css",
             get(|| async { asset("text/css; charset=utf-8", DEMO_CSS) }),
-        )
-        .route(
-            "/sdk/switchboard.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SDK_JS) }),
         )
         .route(
             "/sdk/switchboard.d.ts",

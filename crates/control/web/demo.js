@@ -290,6 +290,14 @@ function wireRoom(r) {
     setStatus(state === 'connected' ? 'connected' : state === 'failed' ? 'error' : 'connecting', `In ${r.name} · ${text}`);
     log(`media ${state}`);
   });
+  r.on('state', (state, { cause }) => {
+    if (r !== room) return;
+    if (state === 'reconnecting') setStatus('connecting', `In ${r.name} · reconnecting (${cause})`);
+    else if (state === 'connected') setStatus('connected', `In ${r.name} · media connected`);
+    log(`room ${state} (${cause})`);
+  });
+  r.on('peerReconnecting', (id) => log(`${r.getPeerName(id) ?? id} is reconnecting`));
+  r.on('peerReconnected', (id) => log(`${r.getPeerName(id) ?? id} is back`));
   r.on('peerJoin', (id) => {
     log(`${r.getPeerName(id)} joined`);
     ensureTile(id, r.getPeerName(id));
@@ -316,10 +324,13 @@ function wireRoom(r) {
   r.on('error', (err) => showError(err));
   r.on('draining', (ms) => showNotice(`The server is restarting: this call ends within ${Math.round(ms / 1000)} s.`));
   r.on('data', ({ src, data }) => log(`message from ${src === null ? 'the operator' : r.getPeerName(src) ?? src}: ${JSON.stringify(data)}`));
-  r.on('trackMuted', ({ peerId, kind, muted }) => {
+  r.on('trackMuted', ({ peerId, kind, muted, by }) => {
     const mine = peerId === r.peer.id;
     const who = mine ? 'your' : `${r.getPeerName(peerId) ?? peerId}'s`;
-    log(`the operator ${muted ? 'muted' : 'unmuted'} ${who} ${kind ?? 'track'}`);
+    const actor = by === 'owner' ? (mine ? 'you' : r.getPeerName(peerId) ?? peerId) : 'the operator';
+    log(`${actor} ${muted ? 'muted' : 'unmuted'} ${who} ${kind ?? 'track'}`);
+    // The badges show operator mutes; an owner's own mute is shown by its own page.
+    if (by === 'owner') return;
     const tile = tileFor(mine ? 'local' : peerId);
     if (tile) tile.dataset[`hostMuted${kind === 'video' ? 'Video' : 'Audio'}`] = muted ? '1' : '';
     if (mine) refreshLocalTile();

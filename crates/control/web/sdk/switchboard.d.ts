@@ -30,6 +30,9 @@ export type ServerErrorType =
   | 'joinTimeout'
   | 'draining'
   | 'unknownPeer'
+  | 'unknownTrack'
+  | 'invalidTrack'
+  | 'resumeFailed'
   | 'internal';
 
 /** Errors the SDK itself detects. */
@@ -38,7 +41,10 @@ export type SdkErrorType =
   | 'invalidArgument'
   /** The WebSocket to the server could not be opened (address, port, server down, timeout). */
   | 'serverUnreachable'
-  /** An open signalling connection closed without the server saying why. */
+  /**
+   * The signalling connection closed without the server saying why, and the session could not
+   * be resumed within `reconnectTimeout` (or the server keeps no session to resume).
+   */
   | 'connectionLost'
   /** The server did not answer in time. */
   | 'timeout'
@@ -65,7 +71,8 @@ export type LeaveReason =
   | 'kicked'
   | 'roomClosed'
   | 'credentialExpired'
-  | 'serverError';
+  | 'serverError'
+  | 'reconnectTimeout';
 
 export class SwitchboardError extends Error {
   readonly name: 'SwitchboardError';
@@ -110,6 +117,36 @@ export interface PeerOptions {
   iceServers?: RTCIceServer[];
   /** Log signalling to the console. */
   debug?: boolean;
+  /** Applied to every message of every room of this peer (a room's own option wins). */
+  signalModifier?: SignalModifier;
+}
+
+/** The name of a client message: its `type`. */
+export type SignalName =
+  | 'join' | 'resume' | 'offer' | 'answer' | 'candidate' | 'defineTrack' | 'removeTrack'
+  | 'subscribe' | 'unsubscribe' | 'mute' | 'ping' | 'leave' | 'updateCredential' | 'message';
+
+/**
+ * Called with every client message before it is sent (rtc-cafe's signalModifier): add fields
+ * (a CSRF token) that the application's admission check sees with `admission.every_signal`.
+ * Mutate `payload` or return a new object; `type` cannot change. Must be synchronous.
+ */
+export type SignalModifier = (signalName: SignalName, payload: Record<string, unknown>) => Record<string, unknown> | void;
+
+/** What a track carries. */
+export type TrackSource = 'camera' | 'microphone' | 'screen' | 'screenAudio' | 'other';
+
+/** The room's state: see docs/sdk.md for the event sequence. */
+export type RoomState = 'setup' | 'connected' | 'reconnecting' | 'closed';
+
+/** What a member sends right now (LumenJS's media-changed). */
+export interface MediaState {
+  /** A live, unmuted microphone (or other audio) track. */
+  audio: boolean;
+  /** A live, unmuted camera (or other video) track. */
+  video: boolean;
+  /** A live, unmuted screen or screen-audio track. */
+  screenShare: boolean;
 }
 
 export interface RoomOptions {
@@ -127,6 +164,99 @@ export interface RoomOptions {
   videoCodec?: 'VP8' | 'H264';
   /** The codec to send audio with. */
   audioCodec?: 'opus';
+  /**
+   * Receive every track of the room as it is published (default true), or only what you ask
+   * for with subscribe().
+   */
+  autoSubscribe?: boolean;
+  /**
+   * After the WebSocket drops, keep resuming for this long (ms; default 20000, the server's
+   * default `limits.resume_grace_s`). 0: never resume, close at once.
+   */
+  reconnectTimeout?: number;
+  /** A `ping` every `interval` ms; the WebSocket counts as dead after `timeout` ms of silence (2000 / 6000). */
+  keepalive?: { interval?: number; timeout?: number };
+  /**
+   * Nothing received on the media transport for this long (ms, default 5000, at least 1000)
+   * counts as a dead media path: the SDK restarts ICE.
+   */
+  mediaTimeout?: number;
+  /** Applied to every message this room sends (overrides the Peer's). */
+  signalModifier?: SignalModifier;
+}
+
+export interface PublishOptions {
+  /** The second half of the track id (`<peerId>:<name>`); 1-64 of [A-Za-z0-9_.-]. Default: the source, made unique. */
+  name?: string;
+  /** Default: `screen`/`screenAudio` for a getDisplayMedia track, else `camera`/`microphone`. */
+  source?: TrackSource;
+  /** Free text for the others (at most 256 characters). */
+  description?: string;
+  /** The MediaStream the others receive the track in (default: a new one). */
+  stream?: MediaStream;
+}
+
+export interface DefineTrackOptions {
+  kind: 'audio' | 'video';
+  name?: string;
+  source?: TrackSource;
+  description?: string;
+}
+
+export interface LocalTrackInfo {
+  trackId: string;
+  name: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
+  description: string | null;
+  /** Sent now (false: only defined). */
+  live: boolean;
+  /** Muted by you with setMuted. */
+  muted: boolean;
+  track: MediaStreamTrack | null;
+}
+
+/** One entry of getPeerTrackDefinitions. */
+export interface TrackDefinition {
+  /** The track id (rtc-cafe's `id`). */
+  id: string;
+  trackId: string;
+  name: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
+  description: string | null;
+  live: boolean;
+  muted: boolean;
+}
+
+export type Filter = string | string[] | ((value: string) => boolean);
+
+export interface RemoteTrackEvent {
+  peerId: string;
+  trackId: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
+  description: string | null;
+  /** The receive m-line; it carries other tracks over time. */
+  mid: string;
+  track: MediaStreamTrack;
+}
+
+export interface TrackStats {
+  peerId: string;
+  trackId: string;
+  kind: 'audio' | 'video';
+  source: TrackSource;
+  mid: string;
+  packetsReceived: number;
+  bytesReceived: number;
+  framesReceived?: number;
+  framesDecoded?: number;
+  keyFramesDecoded?: number;
+  pliCount?: number;
+  frameWidth?: number;
+  frameHeight?: number;
+  codec?: string;
 }
 
 /** A remote stream: one per member that publishes something. */
@@ -138,7 +268,11 @@ export interface RemoteStream extends MediaStream {
 export interface TrackInfo {
   trackId: string;
   kind: 'audio' | 'video';
-  /** Muted by an operator: the server does not forward it. */
+  source: TrackSource;
+  description: string | null;
+  /** Media flows for it (false: defined only). */
+  live: boolean;
+  /** Muted by its owner or an operator: the server does not forward it. */
   muted: boolean;
 }
 
@@ -153,12 +287,18 @@ export interface TrackMutedEvent {
   trackId: string;
   kind?: 'audio' | 'video';
   muted: boolean;
+  /** Who did it: the track's owner (setMuted) or an operator (admin API). */
+  by: 'owner' | 'operator';
 }
 
 export interface PeerInfo {
   peerId: string;
   name: string;
+  /** The member's tracks, defined and live. */
   tracks: TrackInfo[];
+  mediaState: MediaState;
+  /** Between peerReconnecting and peerReconnected. */
+  reconnecting?: boolean;
 }
 
 export interface PeerReceiveStats {
@@ -235,9 +375,29 @@ export interface RoomEvents {
   removeStream: (stream: RemoteStream) => void;
   /** The media connection's state changed. */
   connectionState: (state: RTCPeerConnectionState) => void;
+  /** The room's state changed (setup → connected ⇄ reconnecting → closed). */
+  state: (state: RoomState, detail: { previous: RoomState; cause: string }) => void;
+  /** The session is ours again on a new WebSocket, `downtimeMs` after it was lost. */
+  resumed: (detail: { downtimeMs: number; attempts: number }) => void;
+  /** The media path failed or stalled: new ICE credentials are negotiated. */
+  iceRestart: (detail: { attempt: number; iceState: RTCIceConnectionState; reason: string }) => void;
+  /** A member's signalling connection dropped; its session is kept for the grace period. */
+  peerReconnecting: (peerId: string) => void;
+  /** The member is back with the same peer id and tracks (rtc-cafe's reassignPeerSid, without a new id). */
+  peerReconnected: (peerId: string) => void;
+  /** A member's track exists or changed (defined, live, no longer live, muted). */
+  trackDefined: (event: { peerId: string } & TrackInfo) => void;
+  /** A member's track is gone from the room. */
+  trackRemoved: (event: { peerId: string; trackId: string }) => void;
+  /** A track you receive started arriving (rtc-cafe's peerTrackIdentified). */
+  remoteTrack: (event: RemoteTrackEvent) => void;
+  /** It stopped arriving (unsubscribed, unpublished, the member left). */
+  remoteTrackEnded: (event: { peerId: string; trackId: string; mid: string }) => void;
+  /** What a member sends changed (LumenJS's media-changed). */
+  mediaState: (event: { peerId: string; state: MediaState }) => void;
   /** A message from another member (room.send) or from the admin API. */
   data: (event: DataEvent) => void;
-  /** An operator muted or unmuted a member's track (also one of yours). */
+  /** A member (or an operator) muted or unmuted a track (also one of yours). */
   trackMuted: (event: TrackMutedEvent) => void;
   /** The server is shutting down; the session ends within `deadlineMs` unless it leaves first. */
   draining: (deadlineMs: number) => void;
@@ -263,6 +423,10 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
   /** The current remote streams, one per publishing member. */
   readonly remoteStreams: RemoteStream[];
   readonly connectionState: RTCPeerConnectionState;
+  readonly state: RoomState;
+  /** ICE restarts and resumes done so far. */
+  readonly iceRestarts: number;
+  readonly resumes: number;
   /** Unix seconds when the session ends unless the credential is renewed, once the server said. */
   readonly expiresAt: number | null;
   /** The underlying connection (for stats and debugging; do not renegotiate it yourself). */
@@ -280,6 +444,33 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
    * Throws invalidArgument for data JSON cannot carry or a malformed `to`.
    */
   send(data: unknown, options?: { to?: string }): boolean;
+  /** rtc-cafe's sendMessage: send(data, { to }). */
+  sendMessage(data: unknown, to?: string): boolean;
+  /** Publish a described track; resolves once negotiated. Several video tracks are fine (camera and screen). */
+  publishTrack(track: MediaStreamTrack, options?: PublishOptions): Promise<LocalTrackInfo>;
+  /** Stop sending one of your tracks and remove it from the room. */
+  unpublishTrack(trackOrId: MediaStreamTrack | string): Promise<void>;
+  /** Make a track discoverable before media flows; returns its track id. */
+  defineTrack(options: DefineTrackOptions): string;
+  getLocalTracks(): LocalTrackInfo[];
+  /**
+   * Receive a member's track (`trackId`: the full id or its name). Resolves with the track when
+   * it arrives, null if unsubscribed first; rejects with unknownTrack or roomClosed.
+   */
+  subscribe(peerId: string, trackId: string): Promise<MediaStreamTrack | null>;
+  unsubscribe(peerId: string, trackId: string): void;
+  /** { [peerId]: { [trackId]: TrackDefinition } } for the members matching the filters. */
+  getPeerTrackDefinitions(peerFilter?: Filter, idFilter?: Filter): Record<string, Record<string, TrackDefinition>>;
+  getMediaState(peerId: string): MediaState;
+  /**
+   * Mute your own tracks: 'audio' | 'video' | 'screenShare' (by source), one track or its id.
+   * Returns the track ids it applied to.
+   */
+  setMuted(kindOrTrack: 'audio' | 'video' | 'screenShare' | MediaStreamTrack | string, muted: boolean): string[];
+  /** The MediaStreamTrack a member's track arrives on now, or null. */
+  getRemoteTrack(peerId: string, trackId: string): MediaStreamTrack | null;
+  /** Receive statistics per remote track id. */
+  getTrackStats(): Promise<Record<string, TrackStats>>;
   /** Receive statistics per member, keyed by peer id. */
   getPeerStats(): Promise<Record<string, PeerReceiveStats>>;
   getStats(): Promise<RTCStatsReport>;
