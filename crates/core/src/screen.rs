@@ -39,6 +39,11 @@ pub enum Refusal {
     TooManyTracks { found: usize, max: usize },
     /// A payload type declared twice in one m-line: the SDP is ambiguous (`badSdp`).
     DuplicatePayloadType { pt: u8, mline: usize },
+    /// An `a=rtpmap` for a payload type its m-line does not list: the SDP is malformed (RFC
+    /// 8866 §6.6), and str0m 0.25 counts the stray codec as offered and panics ("Pt locked
+    /// multiple times") when a later m-line declares the same PT (`badSdp`). Found by the
+    /// `sdp_offer` fuzz target.
+    UnlistedPayloadType { pt: u8, mline: usize },
     /// A payload type that means one codec in one m-line and another in a later one; bundled
     /// m-lines must agree (RFC 8843 §9.1), and str0m 0.25 panics on it (`badSdp`).
     ConflictingPayloadType {
@@ -66,6 +71,10 @@ impl std::fmt::Display for Refusal {
             Refusal::DuplicatePayloadType { pt, mline } => {
                 write!(f, "payload type {pt} is declared twice in m-line {mline}")
             }
+            Refusal::UnlistedPayloadType { pt, mline } => write!(
+                f,
+                "a=rtpmap:{pt} in m-line {mline}, which does not list payload type {pt}"
+            ),
             Refusal::ConflictingPayloadType { pt, first, second } => write!(
                 f,
                 "payload type {pt} is {first} in one m-line and {second} in another; bundled \
@@ -250,6 +259,12 @@ impl Section {
     }
 
     fn declare_rtpmap(&mut self, pt: u8) -> Result<(), Refusal> {
+        if self.media && !self.formats.contains(&pt) {
+            return Err(Refusal::UnlistedPayloadType {
+                pt,
+                mline: self.index,
+            });
+        }
         if !self.rtpmaps.insert(pt) {
             return Err(Refusal::DuplicatePayloadType {
                 pt,
@@ -322,6 +337,28 @@ mod tests {
             check_text(&offer_with(&[listed_twice]), &SdpLimits::default(), true),
             Err(Refusal::DuplicatePayloadType { pt: 96, .. })
         ));
+    }
+
+    #[test]
+    fn refuses_an_rtpmap_for_a_payload_type_the_mline_does_not_list() {
+        // The audio m-line lists 111 only but maps 96 too; the video m-line lists 96.
+        let audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+        let video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n";
+        let refused = check_text(&offer_with(&[audio, video]), &SdpLimits::default(), true);
+        assert_eq!(
+            refused,
+            Err(Refusal::UnlistedPayloadType { pt: 96, mline: 1 })
+        );
+        assert_eq!(
+            refused.map_err(|r| r.code()),
+            Err(switchboard_protocol::ErrorCode::BadSdp)
+        );
+        // An application m-line has no payload types to list.
+        let data = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sctp-port:5000\r\n";
+        assert_eq!(
+            check_text(&offer_with(&[data, video]), &SdpLimits::default(), true),
+            Ok(())
+        );
     }
 
     #[test]

@@ -9,17 +9,55 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{RawWs, TestServer};
+use common::{raw_join, wait_receives, RawWs, TestServer, WAIT};
 use parking_lot::Mutex;
 use switchboard_control::{AdmissionConfig, ControlConfig};
-use switchboard_protocol::ServerMessage;
+use switchboard_protocol::{ErrorCode, ServerMessage};
 
 fn regression(name: &str) -> String {
     let path = format!(
         "{}/../../fuzz/regressions/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Fuzzer output need not be UTF-8; the WebSocket carries text, as the fuzz target did.
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `sdp_offer`: an offer whose audio m-line carries `a=rtpmap` lines for payload types it does
+/// not list (the video m-line's VP8 and H264). str0m 0.25 took them as offered codecs and
+/// panicked ("Pt locked multiple times") when the video m-line claimed the same PTs; the engine
+/// guard would have cost the sender its session. The screen now refuses it with `badSdp`
+/// before any engine sees it, and the sender stays a member; a call on the same shard is
+/// untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtpmap_for_an_unlisted_payload_type_is_refused_before_the_engine() {
+    let sdp = regression("sdp_offer-rtpmap-for-unlisted-pt.sdp");
+    let server = TestServer::start(1).await;
+    let alice = server.join("calm", "alice").await;
+    let bob = server.join("calm", "bob").await;
+    wait_receives(&bob, "alice", 20).await;
+    let mut ws = raw_join(&server.url, "calm", "mallory").await;
+    let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+    assert_eq!(ws.expect_error(&offer).await, ErrorCode::BadSdp);
+    let kind = switchboard_loadtest::MediaKind::Video;
+    let before = bob.stats().packets_from("alice", kind);
+    bob.wait_until("more video from alice", WAIT, |s| {
+        s.packets_from("alice", kind) > before + 30
+    })
+    .await
+    .expect("media keeps flowing");
+    assert_eq!(server.stats().participant_failures, 0, "no engine failed");
+    assert!(alice.stats().left_reason.is_none());
+    // Mallory is still a member: the refusal cost her that offer, not the session.
+    let message = r#"{"type":"message","data":"still here","to":"alice"}"#;
+    ws.send(message).await;
+    alice
+        .wait_until("mallory's message", WAIT, |s| {
+            s.messages_from.get("mallory").copied().unwrap_or(0) >= 1
+        })
+        .await
+        .expect("the refused sender is still in the room");
 }
 
 /// An admission endpoint that admits everything and keeps the raw bodies it was sent.
