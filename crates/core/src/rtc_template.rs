@@ -38,7 +38,8 @@ pub struct NewRtc {
 /// One configuration for every participant: ICE-lite (the server only answers checks), RTP mode
 /// (forward packets, never reassemble frames), and only codecs every browser decodes, because an
 /// SFU cannot transcode. One DTLS certificate per process: generating one per participant costs
-/// CPU for nothing (see `shared/str0m-notes.md` 1.6).
+/// CPU for nothing (a certificate is an ECDSA key generation; the fingerprint in each answer is
+/// all a client checks).
 #[derive(Debug, Clone)]
 pub struct RtcTemplate {
     config: RtcConfig,
