@@ -148,3 +148,55 @@ async fn a_long_number_reaches_the_admission_hook_unchanged() {
         );
     }
 }
+
+/// `sdp_offer`: a Chrome offer mutated so that two of its H264 formats collapse to the same
+/// parameters (one without an `fmtp`, one whose `packetization-mode` key is misspelled). Two of
+/// str0m's H264 configs then matched one remote payload type and str0m 0.25 panicked claiming
+/// it twice ("Pt locked multiple times"), costing the sender its session. With the vendored
+/// patch (vendor/patches/str0m-0.25.0-remote-pt-claimed-twice.patch) the offer is answered,
+/// the sender stays, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_formats_matching_one_codec_are_answered_not_panicked_on() {
+    let sdp = regression("sdp_offer-two-h264-formats-one-match.sdp");
+    let server = TestServer::start(1).await;
+    let alice = server.join("calm", "alice").await;
+    let bob = server.join("calm", "bob").await;
+    wait_receives(&bob, "alice", 20).await;
+    let mut ws = raw_join(&server.url, "calm", "mallory").await;
+    ws.send(&serde_json::json!({"type": "offer", "sdp": sdp}).to_string())
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let message = tokio::time::timeout_at(deadline, ws.recv())
+            .await
+            .expect("a reply to the offer");
+        match message {
+            Some(ServerMessage::Answer { sdp }) => {
+                assert!(sdp.contains("m=video"), "the answer has the video m-line");
+                break;
+            }
+            Some(ServerMessage::Error { code, message, .. }) => {
+                panic!("the offer was refused: {code:?} {message}")
+            }
+            Some(ServerMessage::Left { reason }) => panic!("the sender was removed: {reason:?}"),
+            Some(_) => continue,
+            None => panic!("the server closed the sender's connection"),
+        }
+    }
+    assert_eq!(server.stats().participant_failures, 0, "no engine failed");
+    let message = r#"{"type":"message","data":"still here","to":"alice"}"#;
+    ws.send(message).await;
+    alice
+        .wait_until("mallory's message", WAIT, |s| {
+            s.messages_from.get("mallory").copied().unwrap_or(0) >= 1
+        })
+        .await
+        .expect("the sender is still in the room");
+    let kind = switchboard_loadtest::MediaKind::Video;
+    let before = bob.stats().packets_from("alice", kind);
+    bob.wait_until("more video from alice", WAIT, |s| {
+        s.packets_from("alice", kind) > before + 30
+    })
+    .await
+    .expect("the call goes on");
+}

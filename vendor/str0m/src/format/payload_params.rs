@@ -802,6 +802,16 @@ impl PayloadParams {
                 } else {
                     panic!("Exhausted all PT ranges, inconsistent PayloadParam state");
                 }
+            } else if claimed.is_claimed(remote_pt) {
+                // The remote dictates the PTs and its best match for this codec is a PT another
+                // of our codecs already took (say, two H264 configs of ours that both score best
+                // against one remote H264 PT). We cannot renumber the remote's PTs, and claiming
+                // it twice would panic: leave this codec unnegotiated.
+                debug!(
+                    "Remote PT {} for codec {:?} already claimed; leaving it unlocked",
+                    remote_pt, self.spec.codec
+                );
+                return;
             }
 
             // Lock down the PT
@@ -826,6 +836,16 @@ impl PayloadParams {
                         }
                     }
                 }
+            }
+
+            // A remote-dictated RTX PT that is already taken cannot be renumbered either: go
+            // without RTX for this codec rather than claim it twice.
+            if !local_is_controlling && remote_rtx.is_some_and(|rtx| claimed.is_claimed(rtx)) {
+                debug!(
+                    "Conflicting remote RTX PT {:?} for codec {:?}; dropping it",
+                    remote_rtx, self.spec.codec
+                );
+                remote_rtx = None;
             }
 
             // Lock down the RTX PT
