@@ -387,7 +387,7 @@ a=rtpmap:102 H264/90000\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
 #[test]
-fn the_pt_declared_twice_offer_is_screened_and_its_panic_contained() {
+fn the_pt_declared_twice_offer_is_screened_and_the_patched_engine_survives_it() {
     let mut sim = alice_and_bob_in_a_call();
     let (i, _) = sim.join_quiet("r", "mallory", false);
     let mallory = sim.clients[i].pid;
@@ -397,24 +397,30 @@ fn the_pt_declared_twice_offer_is_screened_and_its_panic_contained() {
         Err(Refusal::ConflictingPayloadType { pt: 102, .. })
     ));
     assert!(sim.client("mallory").removed.is_none());
-    // Were it to reach the shard anyway, str0m's panic stays inside mallory's engine.
+    // Were it to reach the shard anyway: str0m 0.25 panicked on it ("Pt locked multiple
+    // times"); with the vendored patch (vendor/patches/str0m-0.25.0-remote-pt-claimed-twice.patch)
+    // the engine answers it and nothing fails. (The guard's containment of a panic is shown by
+    // the injected engine panic in crates/server/tests/isolation.rs.)
+    sim.client_mut("mallory").ignore_answers = true;
     let offer = str0m::change::SdpOffer::from_sdp_string(PT_TWICE_OFFER).expect("parses");
     sim.command(switchboard_core::Command::Offer {
         participant: mallory,
         offer: Box::new(offer),
         tracks: Vec::new(),
     });
-    assert_eq!(
-        sim.client("mallory").removed,
-        Some(Some(switchboard_protocol::LeaveReason::MediaError))
-    );
+    assert!(sim.client("mallory").removed.is_none());
+    assert!(sim
+        .client("mallory")
+        .signals
+        .iter()
+        .any(|m| matches!(m, switchboard_protocol::ServerMessage::Answer { .. })));
     let stats = sim.shard.stats();
     assert_eq!(
         stats.failures.get(
             switchboard_core::FailureKind::Panic,
             switchboard_core::Op::Offer
         ),
-        1,
+        0,
         "{stats:?}"
     );
     let before = sim.client("bob").packets_of("alice", true).len();

@@ -82,9 +82,9 @@ async fn an_engine_panic_costs_one_participant() {
     }
 }
 
-/// The offer that makes str0m 0.25 panic ("Pt locked multiple times"): one m-line's rtx payload
-/// type is another m-line's H264. See `crates/core/tests/simulation.rs` for what the guard does
-/// when such an offer reaches a shard anyway.
+/// The offer that made str0m 0.25 panic ("Pt locked multiple times"): one m-line's rtx payload
+/// type is another m-line's H264. The screen refuses it; `crates/core/tests/simulation.rs`
+/// hands it to a shard anyway (the vendored, patched str0m answers it).
 const PT_TWICE_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:f00d\r\n\

@@ -60,6 +60,9 @@ pub struct SimClient {
     pub publish: bool,
     /// Keep server offers unanswered (to make a client offer cross one).
     pub hold_offers: bool,
+    /// Record server answers without applying them (for offers the test handed the shard
+    /// directly, which this client's engine never made).
+    pub ignore_answers: bool,
     pub held_offers: Vec<String>,
 }
 
@@ -187,6 +190,7 @@ impl Sim {
             signals: Vec::new(),
             publish,
             hold_offers: false,
+            ignore_answers: false,
             held_offers: Vec::new(),
         });
         self.poll_shard();
@@ -336,6 +340,7 @@ impl Sim {
         c.signals.push(message.clone());
         let mut reply = None;
         match message {
+            ServerMessage::Answer { .. } if c.ignore_answers => {}
             ServerMessage::Answer { sdp } => {
                 let answer = SdpAnswer::from_sdp_string(&sdp).expect("server answer parses");
                 let pending = c.pending.take().expect("an offer was pending");
