@@ -13,7 +13,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionSerializer, ExtensionValues, RtpWrite, SeqNo};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, SdpLimits};
 use switchboard_core::{Command, ParticipantId, RtcTemplate, Shard, ShardConfig};
@@ -38,7 +38,7 @@ pub struct Client {
     pub removed: bool,
     pub audio_mid: Option<Mid>,
     pub video_mid: Option<Mid>,
-    /// Swaps the transport-cc URI in its SDP (see [`ForgedTwcc`]).
+    /// Forges transport-cc numbers (see `loadtest/src/forged.rs`).
     forging: bool,
     /// The last server offer this client was sent (answered or held).
     pub last_server_offer: Option<String>,
@@ -57,44 +57,11 @@ pub struct World {
     next_pid: u64,
 }
 
-/// The real transport-cc extension URI, as the server negotiates it.
-const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
-/// The forging client's private stand-in, swapped for [`TWCC_URI`] on the wire.
-const FORGED_URI: &str = "urn:x-switchboard-fuzz:forged-transport-cc";
-/// The id str0m's default extension map gives transport-cc.
-const TWCC_ID: u8 = 3;
-
-/// A transport-cc sequence number chosen by the fuzzer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForgedSeq(pub u16);
-
-/// str0m numbers transport-cc itself; a client that must send numbers of the fuzzer's choosing
-/// maps this serializer on transport-cc's id instead, under a URI of its own that the SDP it
-/// sends renames to the real one. The server then reads the chosen numbers from authenticated
-/// SRTP packets, as it would from a hostile publisher.
-#[derive(Debug)]
-struct ForgedTwcc;
-
-impl ExtensionSerializer for ForgedTwcc {
-    fn write_to(&self, buf: &mut [u8], ev: &ExtensionValues) -> usize {
-        match (ev.user_values.get::<ForgedSeq>(), buf.get_mut(..2)) {
-            (Some(seq), Some(out)) => {
-                out.copy_from_slice(&seq.0.to_be_bytes());
-                2
-            }
-            _ => 0,
-        }
-    }
-    fn parse_value(&self, _buf: &[u8], _ev: &mut ExtensionValues) -> bool {
-        false
-    }
-    fn is_video(&self) -> bool {
-        true
-    }
-    fn is_audio(&self) -> bool {
-        true
-    }
-}
+/// The load tester's transport-cc forging (a private extension on transport-cc's id, renamed in
+/// the SDP), included from its source rather than depending on the load tester and its runtime.
+#[path = "../../loadtest/src/forged.rs"]
+mod forged;
+pub use forged::ForgedSeq;
 
 impl Default for World {
     fn default() -> Self {
@@ -173,8 +140,7 @@ impl World {
             .enable_vp8(true)
             .enable_h264(true);
         if forging {
-            config =
-                config.set_extension(TWCC_ID, Extension::with_serializer(FORGED_URI, ForgedTwcc));
+            config = forged::forging_config(config);
         }
         let mut rtc = config.build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
@@ -206,7 +172,7 @@ impl World {
         });
         let mut sdp = offer.to_sdp_string();
         if forging {
-            sdp = sdp.replace(FORGED_URI, TWCC_URI);
+            sdp = forged::outgoing(&sdp);
         }
         (self.clients.len() - 1, sdp)
     }
@@ -369,7 +335,7 @@ impl World {
         match message {
             ServerMessage::Answer { sdp } => {
                 let sdp = if c.forging {
-                    sdp.replace(TWCC_URI, FORGED_URI)
+                    forged::incoming(&sdp)
                 } else {
                     sdp
                 };

@@ -12,6 +12,7 @@ use axum::routing::post;
 use common::{raw_join, wait_receives, RawWs, TestServer, WAIT};
 use parking_lot::Mutex;
 use switchboard_control::{AdmissionConfig, ControlConfig};
+use switchboard_loadtest::Client;
 use switchboard_protocol::{ErrorCode, ServerMessage};
 
 fn regression(name: &str) -> String {
@@ -33,31 +34,43 @@ fn regression(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtpmap_for_an_unlisted_payload_type_is_refused_before_the_engine() {
     let sdp = regression("sdp_offer-rtpmap-for-unlisted-pt.sdp");
+    let (server, alice, bob) = a_call().await;
+    let mut ws = raw_join(&server.url, "calm", "mallory").await;
+    let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+    assert_eq!(ws.expect_error(&offer).await, ErrorCode::BadSdp);
+    // Mallory is still a member: the refusal cost her that offer, not the session.
+    nobody_hurt(&server, &alice, &bob, &mut ws).await;
+}
+
+/// Alice and Bob in a call in room "calm", Bob receiving Alice: what a bad input must not touch.
+async fn a_call() -> (TestServer, Client, Client) {
     let server = TestServer::start(1).await;
     let alice = server.join("calm", "alice").await;
     let bob = server.join("calm", "bob").await;
     wait_receives(&bob, "alice", 20).await;
-    let mut ws = raw_join(&server.url, "calm", "mallory").await;
-    let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
-    assert_eq!(ws.expect_error(&offer).await, ErrorCode::BadSdp);
+    (server, alice, bob)
+}
+
+/// After mallory's input: no engine failed, Alice's video still reaches Bob, Alice is still in,
+/// and mallory (on `ws`) is still a member who can message Alice.
+async fn nobody_hurt(server: &TestServer, alice: &Client, bob: &Client, ws: &mut RawWs) {
+    assert_eq!(server.stats().participant_failures, 0, "no engine failed");
+    assert!(alice.stats().left_reason.is_none());
     let kind = switchboard_loadtest::MediaKind::Video;
     let before = bob.stats().packets_from("alice", kind);
     bob.wait_until("more video from alice", WAIT, |s| {
         s.packets_from("alice", kind) > before + 30
     })
     .await
-    .expect("media keeps flowing");
-    assert_eq!(server.stats().participant_failures, 0, "no engine failed");
-    assert!(alice.stats().left_reason.is_none());
-    // Mallory is still a member: the refusal cost her that offer, not the session.
-    let message = r#"{"type":"message","data":"still here","to":"alice"}"#;
-    ws.send(message).await;
+    .expect("the call goes on");
+    ws.send(r#"{"type":"message","data":"still here","to":"alice"}"#)
+        .await;
     alice
         .wait_until("mallory's message", WAIT, |s| {
             s.messages_from.get("mallory").copied().unwrap_or(0) >= 1
         })
         .await
-        .expect("the refused sender is still in the room");
+        .expect("mallory is still in the room");
 }
 
 /// An admission endpoint that admits everything and keeps the raw bodies it was sent.
@@ -158,10 +171,7 @@ async fn a_long_number_reaches_the_admission_hook_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_formats_matching_one_codec_are_answered_not_panicked_on() {
     let sdp = regression("sdp_offer-two-h264-formats-one-match.sdp");
-    let server = TestServer::start(1).await;
-    let alice = server.join("calm", "alice").await;
-    let bob = server.join("calm", "bob").await;
-    wait_receives(&bob, "alice", 20).await;
+    let (server, alice, bob) = a_call().await;
     let mut ws = raw_join(&server.url, "calm", "mallory").await;
     ws.send(&serde_json::json!({"type": "offer", "sdp": sdp}).to_string())
         .await;
@@ -183,20 +193,5 @@ async fn two_formats_matching_one_codec_are_answered_not_panicked_on() {
             None => panic!("the server closed the sender's connection"),
         }
     }
-    assert_eq!(server.stats().participant_failures, 0, "no engine failed");
-    let message = r#"{"type":"message","data":"still here","to":"alice"}"#;
-    ws.send(message).await;
-    alice
-        .wait_until("mallory's message", WAIT, |s| {
-            s.messages_from.get("mallory").copied().unwrap_or(0) >= 1
-        })
-        .await
-        .expect("the sender is still in the room");
-    let kind = switchboard_loadtest::MediaKind::Video;
-    let before = bob.stats().packets_from("alice", kind);
-    bob.wait_until("more video from alice", WAIT, |s| {
-        s.packets_from("alice", kind) > before + 30
-    })
-    .await
-    .expect("the call goes on");
+    nobody_hurt(&server, &alice, &bob, &mut ws).await;
 }
