@@ -90,7 +90,7 @@ impl World {
         self.next_pid += 1;
         let new = self
             .template
-            .build(self.now, SERVER)
+            .build(self.now, &[(switchboard_core::Transport::Udp, SERVER)])
             .expect("server engine");
         let ufrag = new.ufrag.clone();
         self.command(Command::Join {
@@ -121,7 +121,7 @@ impl World {
         let addr = SocketAddr::new(SERVER.ip(), 41000 + pid.0 as u16);
         let new = self
             .template
-            .build(self.now, SERVER)
+            .build(self.now, &[(switchboard_core::Transport::Udp, SERVER)])
             .expect("server engine");
         let server_ufrag = new.ufrag.clone();
         self.command(Command::Join {
@@ -231,6 +231,7 @@ impl World {
     pub fn inject(&mut self, source: SocketAddr, data: &[u8]) {
         self.shard.handle_input(switchboard_core::Input::Datagram {
             now: self.now,
+            transport: switchboard_core::Transport::Udp,
             source,
             contents: data,
         });
@@ -291,6 +292,7 @@ impl World {
                 Out::Transmit {
                     destination,
                     contents,
+                    ..
                 } => self.deliver_datagram(destination, &contents),
                 Out::Signal {
                     participant,
@@ -301,7 +303,7 @@ impl World {
                         c.removed = true;
                     }
                 }
-                Out::Reply { .. } | Out::Notify(_) => {}
+                Out::Reply { .. } | Out::Notify(_) | Out::IceUfrag { .. } => {}
                 Out::Timeout(at) => {
                     self.shard_deadline = at;
                     return;

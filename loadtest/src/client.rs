@@ -59,8 +59,18 @@ impl Client {
             None => rtc_config(),
         };
         let mut rtc = config.build(Instant::now());
-        let candidate = Candidate::host(local_addr, "udp")
-            .map_err(|e| ClientError::Connect(format!("host candidate {local_addr}: {e}")))?;
+        let candidate = if opts.ice_tcp {
+            // The address only names the candidate (an active one never listens); frames from the
+            // server are handed to str0m as arriving on it.
+            Candidate::builder()
+                .tcp()
+                .host(local_addr)
+                .tcptype(str0m::net::TcpType::Active)
+                .build()
+        } else {
+            Candidate::host(local_addr, "udp")
+        }
+        .map_err(|e| ClientError::Connect(format!("host candidate {local_addr}: {e}")))?;
         if rtc.add_local_candidate(candidate).is_none() {
             return Err(ClientError::Connect(format!(
                 "str0m refused the host candidate {local_addr}"

@@ -42,6 +42,9 @@ pub struct ClientOptions {
     /// `None`: the server names them after their mids.
     pub audio_track_name: Option<String>,
     pub video_track_name: Option<String>,
+    /// Reach the server over ICE-TCP only: the client's one candidate is an active TCP one, and
+    /// it connects to the server's passive TCP candidate (as a browser whose UDP is blocked).
+    pub ice_tcp: bool,
     /// Robustness tests only: the transport-wide-cc sequence numbers the first published
     /// packets carry (then counting on), instead of the engine's own (see [`crate::forged`]).
     pub forged_twcc: Option<Vec<u16>>,
@@ -84,6 +87,7 @@ impl Default for ClientOptions {
             join_timeout: Duration::from_secs(10),
             credential: None,
             extra_join_fields: None,
+            ice_tcp: false,
             forged_twcc: None,
             auto_subscribe: None,
             audio_track_name: None,

@@ -24,7 +24,7 @@ pub use keyframe::KeyframeThrottle;
 pub use rewrite::{SeqRewriter, TsRewriter};
 pub use rtc_template::{NewRtc, RtcSetupError, RtcTemplate};
 pub use shard::interface::{
-    AdminAction, AdminReply, Command, Fault, Input, Notification, Output, ShardConfig,
+    AdminAction, AdminReply, Command, Fault, Input, Notification, Output, ShardConfig, Transport,
 };
 pub use shard::Shard;
 pub use stats::{Failure, FailureCounts, FailureKind, Op, ShardStats};

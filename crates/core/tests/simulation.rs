@@ -428,3 +428,24 @@ fn the_pt_declared_twice_offer_is_screened_and_the_patched_engine_survives_it() 
     assert!(sim.client("bob").packets_of("alice", true).len() > before + 20);
     assert!(sim.client("alice").removed.is_none());
 }
+
+#[test]
+fn an_ice_tcp_member_and_a_udp_member_share_a_room() {
+    let mut sim = Sim::new();
+    sim.join("r", "udp", true);
+    sim.join_transport = sim::Transport::Tcp;
+    sim.join("r", "tcp", true);
+    sim.run(Duration::from_secs(2));
+    for (name, other) in [("udp", "tcp"), ("tcp", "udp")] {
+        assert!(sim.client(name).connected, "{name} connected");
+        assert_receives(&sim, name, other);
+        assert_clean_streams(&sim, name);
+    }
+    // Each client heard the server only over its own transport: the shard answered the TCP
+    // member's checks over TCP (the simulated network delivers by address and transport).
+    assert_eq!(sim.client("tcp").transport, sim::Transport::Tcp);
+    // The runtime's ufrag directory follows joins and leaves.
+    assert_eq!(sim.ufrags.len(), 2);
+    sim.leave("tcp");
+    assert_eq!(sim.ufrags.len(), 1);
+}

@@ -9,10 +9,21 @@ pub struct RuntimeConfig {
     pub shards: usize,
     /// Address the UDP sockets bind to.
     pub bind_ip: IpAddr,
+    /// A second address of the other family to bind too (dual stack): each shard then has one
+    /// socket per family, on the same port when it is free.
+    pub bind_ip6: Option<IpAddr>,
     /// Ports to try, in order; each shard takes the next one that binds.
     pub ports: Vec<u16>,
     /// Address advertised in ICE candidates (NAT 1:1); defaults to `bind_ip`.
     pub public_ip: Option<IpAddr>,
+    /// Address advertised for the `bind_ip6` sockets; defaults to `bind_ip6`.
+    pub public_ip6: Option<IpAddr>,
+    /// More addresses advertised as host candidates (a private address for clients on the same
+    /// LAN beside a public one), each on the sockets of its family.
+    pub extra_ips: Vec<IpAddr>,
+    /// ICE-TCP: the TCP port (on every bind address) that clients whose UDP is blocked connect
+    /// to; `None` = no ICE-TCP, `Some(0)` = any free port (tests).
+    pub tcp_port: Option<u16>,
     /// Bounded command queue per shard.
     pub command_queue: usize,
     /// SO_RCVBUF requested for each shard socket. Kept small on purpose: when a shard is
@@ -41,8 +52,12 @@ impl RuntimeConfig {
         RuntimeConfig {
             shards,
             bind_ip: IpAddr::from([127, 0, 0, 1]),
+            bind_ip6: None,
             ports: (50000..=50100).collect(),
             public_ip: None,
+            public_ip6: None,
+            extra_ips: Vec::new(),
+            tcp_port: None,
             command_queue: 1024,
             recv_buffer: 512 * 1024,
             send_buffer: 4 * 1024 * 1024,
@@ -60,6 +75,61 @@ impl RuntimeConfig {
     pub fn advertised_ip(&self) -> IpAddr {
         self.public_ip.unwrap_or(self.bind_ip)
     }
+
+    /// Every bound address with the addresses advertised for it (first: its public or bind
+    /// address, then the extra ones of its family).
+    pub fn binds(&self) -> Vec<(IpAddr, Vec<IpAddr>)> {
+        let mut binds = vec![(self.bind_ip, vec![self.advertised_ip()])];
+        if let Some(ip6) = self.bind_ip6 {
+            binds.push((ip6, vec![self.public_ip6.unwrap_or(ip6)]));
+        }
+        for (bind, advertised) in &mut binds {
+            let family = bind.is_ipv4();
+            for ip in &self.extra_ips {
+                if ip.is_ipv4() == family && !advertised.contains(ip) {
+                    advertised.push(*ip);
+                }
+            }
+        }
+        binds
+    }
+}
+
+impl RuntimeConfig {
+    /// What an operator should hear about the advertised addresses before clients fail to
+    /// connect: an advertised address that is not one of this machine's (`is_local`) although no
+    /// public address was configured for it, or a loopback address advertised by a node that
+    /// binds a real interface. A configured public address is taken as a 1:1 NAT and not checked.
+    pub fn address_warnings(&self, is_local: impl Fn(IpAddr) -> bool) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (bind, advertised) in self.binds() {
+            let public = if bind == self.bind_ip {
+                self.public_ip
+            } else {
+                self.public_ip6
+            };
+            for ip in advertised {
+                if ip.is_loopback() && !bind.is_loopback() {
+                    warnings.push(format!(
+                        "advertised address {ip} is a loopback address although the media \
+                         sockets bind {bind}: only this machine can reach them"
+                    ));
+                } else if Some(ip) != public && !is_local(ip) {
+                    warnings.push(format!(
+                        "advertised address {ip} is not an address of this machine and no public \
+                         address was configured for it: clients will send media where nobody \
+                         listens (behind a 1:1 NAT, set public_ip / public_ip6)"
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+}
+
+/// Can this machine bind `ip`? (Then it is one of its addresses.)
+pub fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// A port list that could not be read.
@@ -105,6 +175,29 @@ pub fn parse_port_list(text: &str) -> Result<Vec<u16>, PortListError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn advertised_addresses_that_are_not_ours_are_warned_about() {
+        let mut config = RuntimeConfig::localhost(1);
+        config.extra_ips = vec![IpAddr::from([192, 0, 2, 9])];
+        let local = |ip: IpAddr| ip.is_loopback();
+        let warnings = config.address_warnings(local);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("192.0.2.9"), "{warnings:?}");
+        // A configured public address is a 1:1 NAT: no warning.
+        config.extra_ips.clear();
+        config.bind_ip = IpAddr::from([10, 0, 0, 4]);
+        config.public_ip = Some(IpAddr::from([203, 0, 113, 4]));
+        assert!(config.address_warnings(|_| true).is_empty());
+        // Loopback advertised for a real interface.
+        config.public_ip = Some(IpAddr::from([127, 0, 0, 1]));
+        let warnings = config.address_warnings(|_| true);
+        assert!(warnings[0].contains("loopback"), "{warnings:?}");
+        // The default (loopback everywhere) is fine.
+        assert!(RuntimeConfig::localhost(1)
+            .address_warnings(is_local_address)
+            .is_empty());
+    }
 
     #[test]
     fn port_lists() {

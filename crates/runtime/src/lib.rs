@@ -12,6 +12,7 @@ mod panic_hook;
 mod placement;
 mod shard_thread;
 mod socket;
+mod tcp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +24,16 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use switchboard_core::{
     AdminAction, AdminReply, Command, Fault, NewRtc, Notification, ParticipantId, RtcSetupError,
-    RtcTemplate, ShardStats,
+    RtcTemplate, ShardStats, Transport,
 };
 use switchboard_protocol::{LeaveReason, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::{parse_port_list, PortListError, RuntimeConfig};
+pub use config::{is_local_address, parse_port_list, PortListError, RuntimeConfig};
 use health::Health;
 use placement::Placement;
 pub use shard_thread::{COMMAND_BUDGET, DATAGRAM_BUDGET};
+pub use tcp::MAX_TCP_CONNECTIONS;
 
 /// How long [`MediaRuntime::shutdown`] waits for the shard threads before it gives up on them
 /// (a stuck thread must not keep the process from exiting).
@@ -51,6 +53,8 @@ pub enum ParticipantEvent {
 pub enum RuntimeError {
     /// No UDP port of the range could be bound for a shard. Free the ports or widen the range.
     NoPort { shard: usize, detail: String },
+    /// The ICE-TCP port could not be bound. Free it, pick another, or turn ICE-TCP off.
+    NoTcpPort(String),
     /// The shard's command queue is full: back-pressure. Tell the client to retry later.
     Busy,
     /// The shard thread is gone (shutting down, or failed). Retry: placement skips dead shards.
@@ -69,6 +73,9 @@ impl std::fmt::Display for RuntimeError {
                     f,
                     "no UDP port of the range could be bound for shard {shard}: {detail}"
                 )
+            }
+            RuntimeError::NoTcpPort(detail) => {
+                write!(f, "the ICE-TCP port could not be bound: {detail}")
             }
             RuntimeError::Busy => write!(f, "the media shard is saturated; retry later"),
             RuntimeError::Stopped => write!(f, "the media shard has stopped"),
@@ -111,7 +118,8 @@ const NOTIFICATION_QUEUE: usize = 16_384;
 #[derive(Debug)]
 struct ShardHandle {
     commands: mpsc::Sender<ShardMessage>,
-    advertised: SocketAddr,
+    /// Its host candidates: UDP ones first, then ICE-TCP ones (never empty).
+    candidates: Vec<(Transport, SocketAddr)>,
     local: SocketAddr,
     stats: Arc<Mutex<ShardStats>>,
     /// Nanoseconds the shard thread spent working (not waiting).
@@ -126,6 +134,8 @@ pub struct MediaRuntime {
     threads: Mutex<Vec<JoinHandle<()>>>,
     template: RtcTemplate,
     placement: Placement,
+    /// The ICE-TCP listeners' addresses (empty when ICE-TCP is off).
+    tcp: Vec<SocketAddr>,
     next_participant: AtomicU64,
     notifications: Mutex<Option<mpsc::Receiver<Notification>>>,
     notifications_dropped: Arc<AtomicU64>,
@@ -138,26 +148,73 @@ impl MediaRuntime {
         let template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
         let shard_count = config.shards.max(1);
         let mut ports = config.ports.iter().copied();
+        let binds = config.binds();
+        let directory = Arc::new(tcp::UfragDirectory::default());
+        let listeners = match config.tcp_port {
+            Some(port) => tcp_listeners(&binds, port)?,
+            None => Vec::new(),
+        };
+        let tcp_addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let mut tcp_queues = Vec::new();
         let (notify_tx, notify_rx) = mpsc::channel(NOTIFICATION_QUEUE);
         let notifications_dropped = Arc::new(AtomicU64::new(0));
         let mut shards = Vec::with_capacity(shard_count);
         let mut threads = Vec::with_capacity(shard_count);
         for index in 0..shard_count {
-            let socket = socket::bind_from(
-                config.bind_ip,
-                &mut ports,
-                config.recv_buffer,
-                config.send_buffer,
-            )
-            .map_err(|detail| RuntimeError::NoPort {
-                shard: index,
-                detail,
-            })?;
-            let local = socket.local_addr().map_err(RuntimeError::Thread)?;
-            let advertised = SocketAddr::new(config.advertised_ip(), local.port());
+            let mut sockets = Vec::with_capacity(binds.len());
+            let mut candidates = Vec::new();
+            for (bind, advertised) in &binds {
+                // The second family's socket takes the first one's port when it is free.
+                let same_port = sockets
+                    .first()
+                    .and_then(|s: &std::net::UdpSocket| s.local_addr().ok())
+                    .map(|a| a.port());
+                let socket = socket::bind_preferring(
+                    *bind,
+                    same_port,
+                    &mut ports,
+                    config.recv_buffer,
+                    config.send_buffer,
+                )
+                .map_err(|detail| RuntimeError::NoPort {
+                    shard: index,
+                    detail,
+                })?;
+                let port = socket.local_addr().map_err(RuntimeError::Thread)?.port();
+                candidates.extend(
+                    advertised
+                        .iter()
+                        .map(|ip| (Transport::Udp, SocketAddr::new(*ip, port))),
+                );
+                sockets.push(socket);
+            }
+            for listener in &tcp_addrs {
+                let advertised = binds
+                    .iter()
+                    .find(|(bind, _)| bind.is_ipv4() == listener.is_ipv4())
+                    .map(|(_, advertised)| advertised.as_slice())
+                    .unwrap_or_default();
+                candidates.extend(
+                    advertised
+                        .iter()
+                        .map(|ip| (Transport::Tcp, SocketAddr::new(*ip, listener.port()))),
+                );
+            }
+            let local = sockets[0].local_addr().map_err(RuntimeError::Thread)?;
             let (tx, rx) = mpsc::channel(config.command_queue);
+            let tcp_rx = if tcp_addrs.is_empty() {
+                None
+            } else {
+                let (tcp_tx, tcp_rx) = mpsc::channel(tcp::SHARD_QUEUE);
+                tcp_queues.push(tcp_tx);
+                Some(tcp_rx)
+            };
             let stats = Arc::new(Mutex::new(ShardStats::default()));
-            let mut shard_config = switchboard_core::ShardConfig::new(advertised);
+            let mut shard_config = switchboard_core::ShardConfig::new(local);
+            shard_config.advertised = candidates.clone();
             shard_config.keyframe_interval = config.keyframe_interval;
             shard_config.connect_timeout = config.connect_timeout;
             shard_config.disconnect_grace = config.disconnect_grace;
@@ -169,7 +226,9 @@ impl MediaRuntime {
             let health = Arc::new(Health::new());
             let thread = shard_thread::spawn(shard_thread::Spawn {
                 index,
-                socket,
+                sockets,
+                tcp: tcp_rx,
+                directory: directory.clone(),
                 config: shard_config,
                 commands: rx,
                 stats: stats.clone(),
@@ -179,10 +238,10 @@ impl MediaRuntime {
                 notifications_dropped: notifications_dropped.clone(),
             })
             .map_err(RuntimeError::Thread)?;
-            tracing::info!(shard = index, %local, %advertised, "media shard listening");
+            tracing::info!(shard = index, %local, advertised = ?candidates, "media shard listening");
             shards.push(ShardHandle {
                 commands: tx,
-                advertised,
+                candidates,
                 local,
                 stats,
                 busy_ns,
@@ -190,11 +249,21 @@ impl MediaRuntime {
             });
             threads.push(thread);
         }
+        if !listeners.is_empty() {
+            tracing::info!(addrs = ?tcp_addrs, "ICE-TCP listening");
+            tcp::spawn(tcp::Acceptor {
+                listeners,
+                directory,
+                shards: tcp_queues,
+            })
+            .map_err(RuntimeError::Thread)?;
+        }
         Ok(MediaRuntime {
             shards,
             threads: Mutex::new(threads),
             template,
             placement: Placement::new(shard_count),
+            tcp: tcp_addrs,
             next_participant: AtomicU64::new(1),
             notifications: Mutex::new(Some(notify_rx)),
             notifications_dropped,
@@ -205,9 +274,25 @@ impl MediaRuntime {
         self.shards.len()
     }
 
-    /// The address clients send media to for a shard.
+    /// The (first) UDP address clients send media to for a shard.
     pub fn advertised(&self, shard: usize) -> Option<SocketAddr> {
-        self.shards.get(shard).map(|s| s.advertised)
+        self.shards
+            .get(shard)
+            .and_then(|s| s.candidates.first())
+            .map(|(_, a)| *a)
+    }
+
+    /// Every host candidate of a shard: UDP ones first, then ICE-TCP ones.
+    pub fn candidates(&self, shard: usize) -> Vec<(Transport, SocketAddr)> {
+        self.shards
+            .get(shard)
+            .map(|s| s.candidates.clone())
+            .unwrap_or_default()
+    }
+
+    /// The ICE-TCP listeners' bound addresses (empty when ICE-TCP is off).
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
     }
 
     /// The address a shard's socket is bound to.
@@ -261,9 +346,12 @@ impl MediaRuntime {
 
     /// Build a participant's engine for `shard` on a blocking thread (it costs ~1.5 ms CPU).
     pub async fn build_rtc(&self, shard: usize) -> Result<NewRtc, RuntimeError> {
-        let advertised = self.advertised(shard).ok_or(RuntimeError::Stopped)?;
+        let candidates = self.candidates(shard);
+        if candidates.is_empty() {
+            return Err(RuntimeError::Stopped);
+        }
         let template = self.template.clone();
-        tokio::task::spawn_blocking(move || template.build(Instant::now(), advertised))
+        tokio::task::spawn_blocking(move || template.build(Instant::now(), &candidates))
             .await
             .map_err(|_| RuntimeError::Stopped)?
             .map_err(RuntimeError::Setup)
@@ -358,4 +446,24 @@ impl MediaRuntime {
             }
         }
     }
+}
+
+/// One ICE-TCP listener per bound address, all on `port` (0: the first one picks a free port and
+/// the others take the same).
+fn tcp_listeners(
+    binds: &[(std::net::IpAddr, Vec<std::net::IpAddr>)],
+    port: u16,
+) -> Result<Vec<std::net::TcpListener>, RuntimeError> {
+    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(binds.len());
+    for (bind, _) in binds {
+        let port = match listeners.first().and_then(|l| l.local_addr().ok()) {
+            Some(first) if port == 0 => first.port(),
+            _ => port,
+        };
+        let addr = SocketAddr::new(*bind, port);
+        let listener = socket::listen_tcp(addr)
+            .map_err(|e| RuntimeError::NoTcpPort(format!("{addr}: {e}")))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use switchboard_core::{
     AdminAction, AdminReply, Command, Input, Notification, Output, ParticipantId, Shard,
-    ShardConfig, ShardStats,
+    ShardConfig, ShardStats, Transport,
 };
 use switchboard_protocol::LeaveReason;
 use tokio::net::UdpSocket;
@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::health::{DeadOnDrop, Health};
+use crate::tcp::{TcpEvent, UfragDirectory};
 use crate::{ParticipantEvent, RuntimeFault, ShardMessage};
 
 /// The connection releases its room placement when it hears of the removal, so the removal must
@@ -64,7 +65,11 @@ const STATS_EVERY: Duration = Duration::from_millis(100);
 /// Everything a shard thread starts with.
 pub(crate) struct Spawn {
     pub index: usize,
-    pub socket: std::net::UdpSocket,
+    /// One UDP socket per address family the node binds (one or two).
+    pub sockets: Vec<std::net::UdpSocket>,
+    /// ICE-TCP connections routed to this shard, when the node has a TCP port.
+    pub tcp: Option<mpsc::Receiver<TcpEvent>>,
+    pub directory: Arc<UfragDirectory>,
     pub config: ShardConfig,
     pub commands: mpsc::Receiver<ShardMessage>,
     pub stats: Arc<Mutex<ShardStats>>,
@@ -98,7 +103,9 @@ pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
 async fn run(spawn: Spawn) {
     let Spawn {
         index,
-        socket,
+        sockets,
+        tcp,
+        directory,
         config,
         commands,
         stats,
@@ -107,17 +114,27 @@ async fn run(spawn: Spawn) {
         notifications,
         notifications_dropped,
     } = spawn;
-    let socket = match UdpSocket::from_std(socket) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(shard = index, error = %e, "could not register the shard socket");
-            return;
+    let mut registered = Vec::with_capacity(sockets.len());
+    for socket in sockets {
+        match UdpSocket::from_std(socket) {
+            Ok(s) => registered.push(s),
+            Err(e) => {
+                error!(shard = index, error = %e, "could not register the shard socket");
+                return;
+            }
         }
-    };
+    }
     let mut worker = Worker {
         index,
         shard: Shard::new(config, Instant::now()),
-        socket,
+        ipv4: registered
+            .iter()
+            .map(|s| s.local_addr().is_ok_and(|a| a.is_ipv4()))
+            .collect(),
+        sockets: registered,
+        tcp,
+        tcp_writers: HashMap::new(),
+        directory,
         commands,
         events: HashMap::new(),
         stats,
@@ -138,7 +155,14 @@ async fn run(spawn: Spawn) {
 struct Worker {
     index: usize,
     shard: Shard,
-    socket: UdpSocket,
+    /// One per address family, never empty.
+    sockets: Vec<UdpSocket>,
+    /// Whether each socket is IPv4 (read once; sending picks the socket by family).
+    ipv4: Vec<bool>,
+    tcp: Option<mpsc::Receiver<TcpEvent>>,
+    /// Open ICE-TCP connections of this shard's participants, by remote address.
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    directory: Arc<UfragDirectory>,
     commands: mpsc::Receiver<ShardMessage>,
     events: HashMap<ParticipantId, mpsc::Sender<ParticipantEvent>>,
     stats: Arc<Mutex<ShardStats>>,
@@ -177,6 +201,7 @@ impl Worker {
             }
             let woke;
             let mut first = None;
+            let mut first_tcp = None;
             {
                 let sleep = tokio::time::sleep_until(deadline.into());
                 tokio::select! {
@@ -187,19 +212,23 @@ impl Worker {
                             return;
                         }
                     },
-                    ready = self.socket.readable() => {
+                    ready = any_readable(&self.sockets) => {
                         if let Err(e) = ready {
                             error!(shard = self.index, error = %e, "socket failed");
                             self.die();
                             return;
                         }
                     }
+                    event = next_tcp(&mut self.tcp) => first_tcp = event,
                     () = sleep => {}
                     () = self.health.stopped() => {}
                 }
                 woke = Instant::now();
             }
             loop {
+                if let Some(event) = first_tcp.take() {
+                    self.tcp_event(Instant::now(), event);
+                }
                 let turn = self.turn(first.take());
                 deadline = self.flush();
                 if turn.stop {
@@ -252,27 +281,41 @@ impl Worker {
         }
         let now = Instant::now();
         let mut read = 0;
+        for i in 0..self.sockets.len() {
+            while read < DATAGRAM_BUDGET && !self.broken {
+                match self.sockets[i].try_recv_from(&mut self.buf) {
+                    Ok((n, source)) => {
+                        read += 1;
+                        let (shard, buf) = (&mut self.shard, &self.buf);
+                        let ok = guarded(|| {
+                            shard.handle_input(Input::Datagram {
+                                now,
+                                transport: Transport::Udp,
+                                source,
+                                contents: &buf[..n],
+                            })
+                        });
+                        self.broken |= !ok;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // ICMP errors (port unreachable from a gone client) surface here on Linux;
+                    // they concern one peer, not the socket.
+                    Err(e) => {
+                        debug!(shard = self.index, error = %e, "recv error");
+                        break;
+                    }
+                }
+            }
+        }
+        // ICE-TCP frames share the datagram budget.
         while read < DATAGRAM_BUDGET && !self.broken {
-            match self.socket.try_recv_from(&mut self.buf) {
-                Ok((n, source)) => {
+            let Some(rx) = self.tcp.as_mut() else { break };
+            match rx.try_recv() {
+                Ok(event) => {
                     read += 1;
-                    let (shard, buf) = (&mut self.shard, &self.buf);
-                    let ok = guarded(|| {
-                        shard.handle_input(Input::Datagram {
-                            now,
-                            source,
-                            contents: &buf[..n],
-                        })
-                    });
-                    self.broken |= !ok;
+                    self.tcp_event(now, event);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // ICMP errors (port unreachable from a gone client) surface here on Linux; they
-                // concern one peer, not the socket.
-                Err(e) => {
-                    debug!(shard = self.index, error = %e, "recv error");
-                    break;
-                }
+                Err(_) => break,
             }
         }
         if read >= DATAGRAM_BUDGET {
@@ -312,6 +355,29 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn tcp_event(&mut self, now: Instant, event: TcpEvent) {
+        match event {
+            TcpEvent::Open { remote, writer } => {
+                self.tcp_writers.insert(remote, writer);
+            }
+            TcpEvent::Frame { remote, frame } => {
+                let shard = &mut self.shard;
+                let ok = guarded(|| {
+                    shard.handle_input(Input::Datagram {
+                        now,
+                        transport: Transport::Tcp,
+                        source: remote,
+                        contents: &frame,
+                    })
+                });
+                self.broken |= !ok;
+            }
+            TcpEvent::Closed { remote } => {
+                self.tcp_writers.remove(&remote);
+            }
+        }
     }
 
     fn input_command(&mut self, now: Instant, command: Command) {
@@ -404,9 +470,22 @@ impl Worker {
         loop {
             match self.shard.poll_output() {
                 Output::Transmit {
+                    transport: Transport::Udp,
                     destination,
                     contents,
                 } => self.send(destination, &contents),
+                Output::Transmit {
+                    transport: Transport::Tcp,
+                    destination,
+                    contents,
+                } => self.send_tcp(destination, contents),
+                Output::IceUfrag { ufrag, held } => {
+                    if held {
+                        self.directory.hold(ufrag, self.index);
+                    } else {
+                        self.directory.release(&ufrag, self.index);
+                    }
+                }
                 Output::Signal {
                     participant,
                     message,
@@ -443,8 +522,30 @@ impl Worker {
         }
     }
 
+    /// Frames for a connection that closed, or whose queue is full, are dropped (UDP semantics:
+    /// NACK/RTX and the next keyframe repair media, ICE retransmits its checks).
+    fn send_tcp(&mut self, destination: SocketAddr, contents: Vec<u8>) {
+        let Some(writer) = self.tcp_writers.get(&destination) else {
+            self.send_errors += 1;
+            return;
+        };
+        if writer.try_send(contents).is_err() {
+            self.send_errors += 1;
+        }
+    }
+
     fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
-        match self.socket.try_send_to(contents, destination) {
+        // The socket of the destination's family (the first one when only one family is bound:
+        // the kernel then refuses a mismatch, counted below like any failed send).
+        let family = self
+            .ipv4
+            .iter()
+            .position(|v4| *v4 == destination.is_ipv4())
+            .unwrap_or(0);
+        let Some(socket) = self.sockets.get(family) else {
+            return;
+        };
+        match socket.try_send_to(contents, destination) {
             Ok(_) => {}
             Err(e) => {
                 // A full send buffer drops the datagram (UDP semantics); NACK/RTX and the next
@@ -455,6 +556,33 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Readable on any of the shard's sockets (one or two).
+async fn any_readable(sockets: &[UdpSocket]) -> std::io::Result<()> {
+    match sockets {
+        [] => std::future::pending().await,
+        [only] => only.readable().await,
+        [a, b, ..] => tokio::select! {
+            r = a.readable() => r,
+            r = b.readable() => r,
+        },
+    }
+}
+
+/// The next ICE-TCP event, or never when the node has no TCP port.
+async fn next_tcp(tcp: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match tcp {
+        Some(rx) => {
+            let event = rx.recv().await;
+            if event.is_none() {
+                // The ICE-TCP thread is gone; stop polling its closed channel.
+                *tcp = None;
+            }
+            event
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -84,6 +84,9 @@ async fn serve_until_stopped(
         .await
         .map_err(|e| format!("cannot listen on {http}: {e}"))?;
     let local = listener.local_addr()?;
+    for warning in runtime_config.address_warnings(switchboard_runtime::is_local_address) {
+        warn!("{warning}");
+    }
     let media = Arc::new(MediaRuntime::start(runtime_config)?);
     #[cfg(debug_assertions)]
     test_faults(&media);

@@ -25,11 +25,17 @@ pub(super) struct RxMid {
 }
 
 impl Driver {
-    pub(super) fn on_datagram(&mut self, buf: &[u8], source: SocketAddr, at: Instant) {
+    pub(super) fn on_datagram(
+        &mut self,
+        proto: Protocol,
+        buf: &[u8],
+        source: SocketAddr,
+        at: Instant,
+    ) {
         if self.rtc_dead {
             return;
         }
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local_addr, buf) else {
+        let Ok(receive) = Receive::new(proto, source, self.local_addr, buf) else {
             return; // not STUN/DTLS/RTP: the network's noise, not str0m's business
         };
         if let Err(e) = self.rtc.handle_input(Input::Receive(at, receive)) {

@@ -11,6 +11,7 @@
 mod media_in;
 mod media_out;
 mod signalling;
+mod tcp_link;
 mod timeouts;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use parking_lot::{Mutex, MutexGuard};
 use str0m::change::SdpPendingOffer;
 use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::{Input, Output, Rtc};
 use switchboard_protocol::{ClientMessage, MediaKind, RoomMode};
@@ -77,6 +79,7 @@ enum Wake {
     Cmd(Option<Command>),
     Ws(Option<Result<Message, WsError>>),
     Udp(std::io::Result<(usize, SocketAddr)>, Instant),
+    Tcp(Option<(SocketAddr, Vec<u8>)>),
     Audio,
     Video,
     Timer,
@@ -87,6 +90,8 @@ pub(crate) struct Driver {
     /// str0m returned an error from `poll_output`: the `Rtc` is not touched any more.
     rtc_dead: bool,
     udp: UdpSocket,
+    /// ICE-TCP connections to the server (`ClientOptions::ice_tcp`).
+    tcp: Option<tcp_link::TcpLink>,
     local_addr: SocketAddr,
     ws: Option<SplitSink<Ws, Message>>,
     ws_in: mpsc::Receiver<Result<Message, WsError>>,
@@ -138,6 +143,7 @@ impl Driver {
             forged,
             rtc,
             rtc_dead: false,
+            tcp: opts.ice_tcp.then(tcp_link::TcpLink::spawn),
             udp,
             local_addr,
             ws: Some(ws),
@@ -207,6 +213,7 @@ impl Driver {
                 // Off while the signalling connection is dropped on purpose (resume test).
                 m = self.ws_in.recv(), if self.ws_open => Wake::Ws(m),
                 r = self.udp.recv_from(&mut buf) => Wake::Udp(r, Instant::now()),
+                f = next_frame(&mut self.tcp) => Wake::Tcp(f),
                 _ = audio_tick.tick(), if audio_on => Wake::Audio,
                 _ = video_tick.tick(), if video_on => Wake::Video,
                 _ = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
@@ -222,14 +229,23 @@ impl Driver {
                 }
                 Wake::Ws(Some(Ok(m))) => self.on_ws_message(m).await,
                 Wake::Udp(Ok((n, source)), at) => {
-                    self.on_datagram(&buf[..n], source, at);
+                    self.on_datagram(Protocol::Udp, &buf[..n], source, at);
                     // More are often queued (a video frame is a burst): read them now.
                     for _ in 0..UDP_BATCH {
                         match self.udp.try_recv_from(&mut buf) {
-                            Ok((n, source)) => self.on_datagram(&buf[..n], source, Instant::now()),
+                            Ok((n, source)) => {
+                                self.on_datagram(Protocol::Udp, &buf[..n], source, Instant::now())
+                            }
                             Err(_) => break,
                         }
                     }
+                }
+                Wake::Tcp(Some((source, frame))) => {
+                    self.on_datagram(Protocol::Tcp, &frame, source, Instant::now())
+                }
+                Wake::Tcp(None) => {
+                    self.local_error("the ICE-TCP link ended".into());
+                    self.tcp = None;
                 }
                 Wake::Udp(Err(e), _) => {
                     self.local_error(format!("UDP receive: {e}"));
@@ -296,10 +312,16 @@ impl Driver {
                     self.timeouts.request(t);
                     return;
                 }
-                Ok(Output::Transmit(t)) => {
+                Ok(Output::Transmit(t)) => match (&self.tcp, t.proto) {
+                    (Some(link), Protocol::Tcp) => {
+                        link.send(t.destination, t.contents.into());
+                    }
+                    (None, Protocol::Tcp) => {}
                     // A full socket buffer drops the datagram, like the network would.
-                    let _ = self.udp.try_send_to(&t.contents, t.destination);
-                }
+                    _ => {
+                        let _ = self.udp.try_send_to(&t.contents, t.destination);
+                    }
+                },
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(e) => {
                     self.local_error(format!("str0m poll_output failed, media stopped: {e}"));
@@ -431,5 +453,13 @@ impl Driver {
         if !found {
             self.local_error(format!("request_keyframe: nothing received on mid {mid}"));
         }
+    }
+}
+
+/// The next frame of the ICE-TCP link, or never without one.
+async fn next_frame(tcp: &mut Option<tcp_link::TcpLink>) -> Option<(SocketAddr, Vec<u8>)> {
+    match tcp {
+        Some(link) => link.frames.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -15,8 +15,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::interface::Transport;
 use super::participant::Local;
 use crate::hash::FastMap;
+
+/// One way a participant is reached: a UDP address, or a TCP connection (named by its remote
+/// address; a UDP and a TCP path may share an address and still be two paths).
+pub(crate) type Remote = (Transport, SocketAddr);
 
 /// Most remote addresses one participant may be reached on at once.
 pub(crate) const MAX_ADDRS_PER_PARTICIPANT: usize = 8;
@@ -38,21 +43,21 @@ pub(crate) enum Admit {
     /// Mapped, in a free place.
     Mapped,
     /// Mapped in place of a silent path, which is forgotten.
-    Replaced(SocketAddr),
+    Replaced(Remote),
     /// Every place carries live traffic; the new path is not mapped.
     Full,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Demux {
-    by_addr: FastMap<SocketAddr, Path>,
+    by_addr: FastMap<Remote, Path>,
     /// Attacker-chosen strings are hashed here, so this map keeps std's keyed SipHash.
     by_ufrag: HashMap<String, Local>,
 }
 
 impl Demux {
     /// The participant a known address belongs to; refreshes the path's activity.
-    pub fn lookup(&mut self, source: SocketAddr, now: Instant) -> Option<Local> {
+    pub fn lookup(&mut self, source: Remote, now: Instant) -> Option<Local> {
         let path = self.by_addr.get_mut(&source)?;
         path.last_seen = now;
         Some(path.local)
@@ -77,8 +82,8 @@ impl Demux {
     pub fn admit(
         &mut self,
         local: Local,
-        source: SocketAddr,
-        addrs: &mut Vec<SocketAddr>,
+        source: Remote,
+        addrs: &mut Vec<Remote>,
         now: Instant,
     ) -> Admit {
         let mut outcome = Admit::Mapped;
@@ -114,7 +119,7 @@ impl Demux {
     }
 
     /// Forget everything of a participant that is leaving.
-    pub fn forget(&mut self, local: Local, ufrag: &str, addrs: &[SocketAddr]) {
+    pub fn forget(&mut self, local: Local, ufrag: &str, addrs: &[Remote]) {
         if self.by_ufrag.get(ufrag) == Some(&local) {
             self.by_ufrag.remove(ufrag);
         }
@@ -136,8 +141,31 @@ mod tests {
     use super::*;
     use crate::shard::slab::Slab;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> Remote {
+        (Transport::Udp, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    #[test]
+    fn a_tcp_path_and_a_udp_path_on_one_address_are_two_paths() {
+        let mut slab = Slab::default();
+        let (me, other) = (Local(slab.insert(())), Local(slab.insert(())));
+        let mut demux = Demux::default();
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        let t0 = Instant::now();
+        let (_, a) = addr(5);
+        assert_eq!(
+            demux.admit(me, (Transport::Udp, a), &mut mine, t0),
+            Admit::Mapped
+        );
+        assert_eq!(
+            demux.admit(other, (Transport::Tcp, a), &mut theirs, t0),
+            Admit::Mapped
+        );
+        assert_eq!(demux.lookup((Transport::Udp, a), t0), Some(me));
+        assert_eq!(demux.lookup((Transport::Tcp, a), t0), Some(other));
+        demux.forget(other, "u", &theirs);
+        assert_eq!(demux.lookup((Transport::Tcp, a), t0), None);
+        assert_eq!(demux.lookup((Transport::Udp, a), t0), Some(me));
     }
 
     #[test]

@@ -13,10 +13,10 @@ use str0m::{Event, IceConnectionState, Rtc};
 use switchboard_protocol::{LeaveReason, MediaKind};
 use tracing::{debug, info, warn};
 
-use super::demux::Admit;
+use super::demux::{Admit, Remote};
 use super::engine::Failed;
 use super::ingress::Verdict;
-use super::interface::{Notification, Output};
+use super::interface::{Notification, Output, Transport};
 use super::participant::{Local, Participant, Route, TrackRef};
 use super::Shard;
 use crate::stats::{Op, ShardStats};
@@ -68,19 +68,25 @@ struct Drain<'a> {
 }
 
 impl Shard {
-    pub(super) fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8]) {
+    pub(super) fn handle_datagram(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        contents: &[u8],
+    ) {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += contents.len() as u64;
         let now = self.now;
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.config.advertised, contents)
-        else {
+        let destination = self.config.destination(transport, source);
+        let Ok(receive) = Receive::new(transport.protocol(), source, destination, contents) else {
             self.stats.dropped_malformed += 1;
             return;
         };
         let input = str0m::Input::Receive(now, receive);
-        let local = match self.demux.lookup(source, now) {
+        let remote = (transport, source);
+        let local = match self.demux.lookup(remote, now) {
             Some(local) => local,
-            None => match self.new_path(source, contents, &input) {
+            None => match self.new_path(remote, contents, &input) {
                 Some(local) => local,
                 None => return,
             },
@@ -95,7 +101,7 @@ impl Shard {
     /// names one of our participants.
     fn new_path(
         &mut self,
-        source: SocketAddr,
+        source: Remote,
         contents: &[u8],
         input: &str0m::Input<'_>,
     ) -> Option<Local> {
@@ -119,9 +125,9 @@ impl Shard {
             }
         }
         match self.demux.admit(local, source, &mut p.addrs, self.now) {
-            Admit::Mapped => debug!(participant = %p.id, %source, "new ICE path"),
+            Admit::Mapped => debug!(participant = %p.id, ?source, "new ICE path"),
             Admit::Replaced(old) => {
-                debug!(participant = %p.id, %source, %old, "new ICE path replaces a silent one")
+                debug!(participant = %p.id, ?source, ?old, "new ICE path replaces a silent one")
             }
             Admit::Full => {
                 self.stats.dropped_path_limit += 1;
@@ -403,7 +409,12 @@ fn drain_rtc(
                 let contents: Vec<u8> = t.contents.into();
                 d.stats.datagrams_out += 1;
                 d.stats.bytes_out += contents.len() as u64;
+                let transport = match t.proto {
+                    Protocol::Tcp | Protocol::SslTcp | Protocol::Tls => Transport::Tcp,
+                    Protocol::Udp => Transport::Udp,
+                };
                 d.outputs.push_back(Output::Transmit {
+                    transport,
                     destination: t.destination,
                     contents,
                 });

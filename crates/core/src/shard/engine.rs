@@ -124,10 +124,13 @@ mod tests {
     #[test]
     fn a_panic_poisons_only_this_engine() {
         let template = RtcTemplate::new().expect("crypto");
-        let addr = "127.0.0.1:5000".parse().expect("addr");
+        let addr = [(
+            crate::shard::interface::Transport::Udp,
+            "127.0.0.1:5000".parse().expect("addr"),
+        )];
         let who = ParticipantId(1);
-        let mut a = Engine::new(template.build(Instant::now(), addr).expect("rtc").rtc);
-        let mut b = Engine::new(template.build(Instant::now(), addr).expect("rtc").rtc);
+        let mut a = Engine::new(template.build(Instant::now(), &addr).expect("rtc").rtc);
+        let mut b = Engine::new(template.build(Instant::now(), &addr).expect("rtc").rtc);
         assert_eq!(a.call(who, Op::Query, |rtc| rtc.is_alive()), Ok(true));
         let out: Result<(), Failed> = a.call(who, Op::Offer, |_| panic!("boom"));
         assert_eq!(out, Err(Failed));

@@ -18,11 +18,30 @@ use switchboard_protocol::{
 use crate::ids::ParticipantId;
 use crate::rtc_template::NewRtc;
 
+/// How a datagram travelled between a client and the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    /// Framed (RFC 4571) on a TCP connection the runtime holds: ICE-TCP, for clients whose UDP is
+    /// blocked. The shard sees frames as datagrams; the connection is the runtime's business.
+    Tcp,
+}
+
+impl Transport {
+    pub(crate) fn protocol(self) -> str0m::net::Protocol {
+        match self {
+            Transport::Udp => str0m::net::Protocol::Udp,
+            Transport::Tcp => str0m::net::Protocol::Tcp,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
-    /// The address clients send media to: the host candidate every participant advertises, and
-    /// the `destination` str0m is told every datagram arrived on.
-    pub advertised: SocketAddr,
+    /// The addresses clients send media to, as host candidates: per transport and address
+    /// family, the first one listed is the `destination` str0m is told a datagram of that kind
+    /// arrived on (so it pairs with the candidate the client checked). Never empty.
+    pub advertised: Vec<(Transport, SocketAddr)>,
     /// At most one keyframe request per published track per this interval.
     pub keyframe_interval: Duration,
     /// A participant whose ICE+DTLS is not up this long after joining is removed.
@@ -41,9 +60,10 @@ pub struct ShardConfig {
 }
 
 impl ShardConfig {
+    /// A shard reached on one UDP address (add more to `advertised`).
     pub fn new(advertised: SocketAddr) -> Self {
         ShardConfig {
-            advertised,
+            advertised: vec![(Transport::Udp, advertised)],
             keyframe_interval: Duration::from_millis(300),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),
@@ -52,6 +72,19 @@ impl ShardConfig {
             max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
         }
+    }
+
+    /// The local address a datagram from `source` over `transport` arrived on, as str0m must be
+    /// told: the first advertised address of that transport and family (any, if none matches:
+    /// str0m then finds no pair and drops it, which is right for a path we never offered).
+    pub fn destination(&self, transport: Transport, source: SocketAddr) -> SocketAddr {
+        let family = |a: &SocketAddr| a.is_ipv4() == source.is_ipv4();
+        self.advertised
+            .iter()
+            .find(|(t, a)| *t == transport && family(a))
+            .or_else(|| self.advertised.first())
+            .map(|(_, a)| *a)
+            .unwrap_or(source)
     }
 }
 
@@ -155,6 +188,7 @@ pub enum Fault {
 pub enum Input<'a> {
     Datagram {
         now: Instant,
+        transport: Transport,
         source: SocketAddr,
         contents: &'a [u8],
     },
@@ -168,9 +202,14 @@ pub enum Input<'a> {
 #[derive(Debug)]
 pub enum Output {
     Transmit {
+        transport: Transport,
         destination: SocketAddr,
         contents: Vec<u8>,
     },
+    /// A participant's ICE ufrag now routes to this shard (`held`), or no longer does. The
+    /// runtime keeps a directory of them to hand each new ICE-TCP connection, whose first frame
+    /// names a ufrag, to the shard that holds it.
+    IceUfrag { ufrag: String, held: bool },
     /// A message for the participant's signalling channel.
     Signal {
         participant: ParticipantId,

@@ -120,7 +120,7 @@ impl Shard {
             room: room.clone(),
             engine: Engine::new(new.rtc),
             ufrag: new.ufrag.clone(),
-            candidate: new.candidate,
+            candidates: new.candidates,
             addrs: Vec::new(),
             deadline: None,
             dirty: false,
@@ -146,7 +146,7 @@ impl Shard {
         };
         let local = Local(self.members.insert(participant));
         self.ids.insert(pid, local);
-        self.demux.add_ufrag(new.ufrag, local);
+        self.hold_ufrag(new.ufrag, local);
         if !self.rooms.contains_key(&room) {
             self.notify(WebhookEvent::RoomStarted { room: room.clone() });
         }
@@ -243,12 +243,25 @@ impl Shard {
             }
         }
         self.demux.forget(local, &p.ufrag, &p.addrs);
+        self.release_ufrag(p.ufrag.clone());
         info!(participant = %p.id, peer_id = %p.peer_id, ?reason, "left");
         self.outputs.push_back(Output::Removed {
             participant: p.id,
             reason,
         });
         p.engine.close(p.id);
+    }
+
+    /// `ufrag` routes to `local` now; the runtime hears it (see `Output::IceUfrag`).
+    pub(super) fn hold_ufrag(&mut self, ufrag: String, local: Local) {
+        self.demux.add_ufrag(ufrag.clone(), local);
+        self.outputs
+            .push_back(Output::IceUfrag { ufrag, held: true });
+    }
+
+    pub(super) fn release_ufrag(&mut self, ufrag: String) {
+        self.outputs
+            .push_back(Output::IceUfrag { ufrag, held: false });
     }
 
     pub(super) fn notify(&mut self, event: WebhookEvent) {

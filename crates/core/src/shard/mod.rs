@@ -171,11 +171,12 @@ impl Shard {
         match input {
             Input::Datagram {
                 now,
+                transport,
                 source,
                 contents,
             } => {
                 self.advance(now);
-                self.handle_datagram(source, contents);
+                self.handle_datagram(transport, source, contents);
             }
             Input::Command { now, command } => {
                 self.advance(now);

@@ -13,6 +13,7 @@ use switchboard_protocol::{ErrorCode, MediaKind, ServerMessage, TrackPublication
 use tracing::{debug, warn};
 
 use super::engine::Failed;
+use super::interface::Output;
 use super::participant::{Local, Negotiation, SlotId};
 use super::slot::{Slot, SlotState};
 use super::Shard;
@@ -63,7 +64,15 @@ impl Shard {
                         debug!(participant = %p.id, "ICE restart");
                         self.demux.forget_ufrag(local, &p.ufrag);
                         self.demux.add_ufrag(creds.ufrag.clone(), local);
-                        p.ufrag = creds.ufrag;
+                        let old = std::mem::replace(&mut p.ufrag, creds.ufrag.clone());
+                        self.outputs.push_back(Output::IceUfrag {
+                            ufrag: old,
+                            held: false,
+                        });
+                        self.outputs.push_back(Output::IceUfrag {
+                            ufrag: creds.ufrag,
+                            held: true,
+                        });
                     }
                     Ok(_) => {}
                     Err(Failed) => {
@@ -72,9 +81,13 @@ impl Shard {
                     }
                 }
                 let sdp = answer.to_sdp_string();
-                let candidate = p.candidate.clone();
+                let candidates = if first {
+                    p.candidates.clone()
+                } else {
+                    Vec::new()
+                };
                 self.signal(local, ServerMessage::Answer { sdp });
-                if first {
+                for candidate in candidates {
                     self.signal(
                         local,
                         ServerMessage::Candidate {

@@ -2,7 +2,6 @@
 //! tracks it waits for, where its SDP negotiation stands, and the paths it is reached on.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
@@ -59,10 +58,10 @@ pub(crate) struct Participant {
     pub room: String,
     pub engine: Engine,
     pub ufrag: String,
-    /// The server's ICE candidate line, trickled after the first answer.
-    pub candidate: String,
-    /// Remote addresses mapped to this participant in the shard's demux table.
-    pub addrs: Vec<SocketAddr>,
+    /// The server's ICE candidate lines, trickled after the first answer.
+    pub candidates: Vec<String>,
+    /// Remote paths mapped to this participant in the shard's demux table.
+    pub addrs: Vec<super::demux::Remote>,
     /// Next time str0m wants `Input::Timeout`, as last scheduled.
     pub deadline: Option<Instant>,
     /// Written to since the last drain: needs `Input::Timeout(now)` and a drain.

@@ -3,17 +3,18 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, Refusal, SdpLimits};
+pub use switchboard_core::Transport;
 use switchboard_core::{Command, ParticipantId, RtcTemplate, Shard, ShardConfig};
 use switchboard_loadtest::synth::{self, VideoPosition};
 use switchboard_protocol::{LeaveReason, ServerMessage};
@@ -37,6 +38,9 @@ pub struct SimClient {
     pub pid: ParticipantId,
     pub rtc: Rtc,
     pub addr: SocketAddr,
+    /// How it reaches the server: UDP, or ICE-TCP (frames of an RFC 4571 connection, which the
+    /// simulated network delivers whole and in order).
+    pub transport: Transport,
     pending: Option<SdpPendingOffer>,
     pub audio_mid: Option<Mid>,
     pub video_mid: Option<Mid>,
@@ -71,13 +75,24 @@ pub struct Sim {
     pub shard: Shard,
     pub clients: Vec<SimClient>,
     template: RtcTemplate,
-    to_server: VecDeque<(SocketAddr, Vec<u8>)>,
-    to_clients: VecDeque<(SocketAddr, Vec<u8>)>,
+    to_server: VecDeque<(Transport, SocketAddr, Vec<u8>)>,
+    to_clients: VecDeque<(Transport, SocketAddr, Vec<u8>)>,
+    /// How the next clients that join reach the server.
+    pub join_transport: Transport,
+    /// ICE ufrags the shard says it holds (`Output::IceUfrag`), as the runtime's directory.
+    pub ufrags: BTreeSet<String>,
     shard_deadline: Instant,
     next_pid: u64,
     /// Drop every n-th datagram to clients (0 = lossless).
     pub lossy_every: u64,
     delivered: u64,
+}
+
+fn protocol(transport: Transport) -> Protocol {
+    match transport {
+        Transport::Udp => Protocol::Udp,
+        Transport::Tcp => Protocol::Tcp,
+    }
 }
 
 fn server_addr() -> SocketAddr {
@@ -87,7 +102,11 @@ fn server_addr() -> SocketAddr {
 impl Sim {
     pub fn new() -> Self {
         let now = Instant::now();
-        let shard = Shard::new(ShardConfig::new(server_addr()), now);
+        let mut config = ShardConfig::new(server_addr());
+        // The shard is reached over UDP and over ICE-TCP on the same address, as a node with a
+        // TCP port is.
+        config.advertised.push((Transport::Tcp, server_addr()));
+        let shard = Shard::new(config, now);
         Sim {
             now,
             shard,
@@ -95,6 +114,8 @@ impl Sim {
             template: RtcTemplate::new().expect("crypto provider"),
             to_server: VecDeque::new(),
             to_clients: VecDeque::new(),
+            join_transport: Transport::Udp,
+            ufrags: BTreeSet::new(),
             shard_deadline: now,
             next_pid: 1,
             lossy_every: 0,
@@ -134,7 +155,10 @@ impl Sim {
         let addr: SocketAddr = format!("127.0.0.1:{}", 41000 + pid.0)
             .parse()
             .expect("address");
-        let new = self.template.build(self.now, server_addr()).expect("rtc");
+        let new = self
+            .template
+            .build(self.now, self.shard.config().advertised.as_slice())
+            .expect("rtc");
         self.shard.handle_input(switchboard_core::Input::Command {
             now: self.now,
             command: Command::Join {
@@ -153,7 +177,16 @@ impl Sim {
             .enable_opus(true, false)
             .enable_vp8(true)
             .build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
+        let transport = self.join_transport;
+        let local = match transport {
+            Transport::Udp => Candidate::host(addr, "udp"),
+            Transport::Tcp => Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Active)
+                .build(),
+        };
+        rtc.add_local_candidate(local.expect("host candidate"));
         let mut api = rtc.sdp_api();
         let (audio_mid, video_mid) = if publish {
             (
@@ -171,6 +204,7 @@ impl Sim {
             pid,
             rtc,
             addr,
+            transport,
             pending: Some(pending),
             audio_mid,
             video_mid,
@@ -270,26 +304,31 @@ impl Sim {
             if self.to_server.is_empty() && self.to_clients.is_empty() {
                 break;
             }
-            while let Some((source, data)) = self.to_server.pop_front() {
+            while let Some((transport, source, data)) = self.to_server.pop_front() {
                 self.shard.handle_input(switchboard_core::Input::Datagram {
                     now,
+                    transport,
                     source,
                     contents: &data,
                 });
             }
             self.poll_shard();
-            while let Some((dest, data)) = self.to_clients.pop_front() {
+            while let Some((transport, dest, data)) = self.to_clients.pop_front() {
                 self.delivered += 1;
                 if self.lossy_every > 0 && self.delivered.is_multiple_of(self.lossy_every) {
                     continue;
                 }
-                let Some(i) = self.clients.iter().position(|c| c.addr == dest) else {
+                let Some(i) = self
+                    .clients
+                    .iter()
+                    .position(|c| c.addr == dest && c.transport == transport)
+                else {
                     continue;
                 };
                 if self.clients[i].removed.is_some() {
                     continue;
                 }
-                let receive = Receive::new(Protocol::Udp, server_addr(), dest, &data)
+                let receive = Receive::new(protocol(transport), server_addr(), dest, &data)
                     .expect("server sends parseable datagrams");
                 let _ = self.clients[i]
                     .rtc
@@ -308,9 +347,19 @@ impl Sim {
         loop {
             match self.shard.poll_output() {
                 switchboard_core::Output::Transmit {
+                    transport,
                     destination,
                     contents,
-                } => self.to_clients.push_back((destination, contents)),
+                } => self
+                    .to_clients
+                    .push_back((transport, destination, contents)),
+                switchboard_core::Output::IceUfrag { ufrag, held } => {
+                    if held {
+                        self.ufrags.insert(ufrag);
+                    } else {
+                        self.ufrags.remove(&ufrag);
+                    }
+                }
                 switchboard_core::Output::Signal {
                     participant,
                     message,
@@ -384,7 +433,14 @@ impl Sim {
                     c.deadline = at;
                     return;
                 }
-                Ok(Output::Transmit(t)) => self.to_server.push_back((c.addr, t.contents.into())),
+                Ok(Output::Transmit(t)) => {
+                    let transport = match t.proto {
+                        Protocol::Udp => Transport::Udp,
+                        _ => Transport::Tcp,
+                    };
+                    self.to_server
+                        .push_back((transport, c.addr, t.contents.into()))
+                }
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => c.connected = true,
                     Event::KeyframeRequest(_) => {
@@ -502,6 +558,7 @@ impl Sim {
     pub fn inject(&mut self, source: SocketAddr, data: &[u8]) {
         self.shard.handle_input(switchboard_core::Input::Datagram {
             now: self.now,
+            transport: Transport::Udp,
             source,
             contents: data,
         });

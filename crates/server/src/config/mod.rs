@@ -38,6 +38,7 @@ mod tests;
 mod validate;
 mod values;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -175,6 +176,10 @@ impl Config {
             udp_ports,
             udp_bind,
             public_ip,
+            udp_bind6,
+            public_ip6,
+            advertise_ips,
+            tcp_port,
             shards,
             keyframe_interval_ms,
             connect_timeout_s,
@@ -202,6 +207,55 @@ impl Config {
                 ));
             }
         }
+        if let Some(ip) = public_ip {
+            if ip.is_ipv4() != udp_bind.is_ipv4() {
+                return Err(format!(
+                    "{} {ip} and {} {udp_bind} must be of one address family",
+                    key("public_ip"),
+                    key("udp_bind")
+                ));
+            }
+        }
+        if let Some(ip6) = udp_bind6 {
+            if ip6.is_ipv4() || udp_bind.is_ipv6() {
+                return Err(format!(
+                    "{} {ip6} must be IPv6 and {} {udp_bind} IPv4 (one socket per family)",
+                    key("udp_bind6"),
+                    key("udp_bind")
+                ));
+            }
+            if ip6.is_unspecified() && public_ip6.is_none() {
+                return Err(format!(
+                    "{} {ip6} needs {}: clients must be told a reachable address",
+                    key("udp_bind6"),
+                    key("public_ip6")
+                ));
+            }
+        }
+        if let Some(ip) = public_ip6 {
+            if udp_bind6.is_none() || ip.is_ipv4() || ip.is_unspecified() || ip.is_multicast() {
+                return Err(format!(
+                    "{} {ip} needs {} and must be a reachable IPv6 address",
+                    key("public_ip6"),
+                    key("udp_bind6")
+                ));
+            }
+        }
+        let mut extra_ips = Vec::new();
+        for text in advertise_ips {
+            let ip: IpAddr = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{} {text:?} is not an IP address", key("advertise_ips")))?;
+            let family_bound = ip.is_ipv4() == udp_bind.is_ipv4() || udp_bind6.is_some();
+            if ip.is_unspecified() || ip.is_multicast() || !family_bound {
+                return Err(format!(
+                    "{} {ip}: not an address clients can reach on a bound family",
+                    key("advertise_ips")
+                ));
+            }
+            extra_ips.push(ip);
+        }
         let shards = if *shards == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -211,6 +265,10 @@ impl Config {
         config.bind_ip = *udp_bind;
         config.ports = ports;
         config.public_ip = *public_ip;
+        config.bind_ip6 = *udp_bind6;
+        config.public_ip6 = *public_ip6;
+        config.extra_ips = extra_ips;
+        config.tcp_port = *tcp_port;
         config.keyframe_interval = Duration::from_millis((*keyframe_interval_ms).max(1));
         config.connect_timeout = Duration::from_secs((*connect_timeout_s).max(1));
         config.disconnect_grace = Duration::from_secs((*disconnect_grace_s).max(1));

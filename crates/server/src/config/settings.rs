@@ -42,6 +42,19 @@ settings! {
         /// Address advertised to clients in ICE candidates, when the server sits behind a 1:1
         /// NAT (cloud VM, container). Defaults to --udp-bind; required when binding 0.0.0.0 or ::.
         public_ip: Option<IpAddr> = None, "IP" in MEDIA;
+        /// Also bind the media sockets to this IPv6 address (dual stack: each shard then has an
+        /// IPv4 and an IPv6 socket, on the same port when it is free), e.g. "::1" or "::".
+        udp_bind6: Option<IpAddr> = None, "IP" in MEDIA;
+        /// IPv6 address advertised for --udp-bind6 (1:1 NAT); defaults to --udp-bind6, required
+        /// when that is "::".
+        public_ip6: Option<IpAddr> = None, "IP" in MEDIA;
+        /// More addresses advertised as host candidates besides the public/bind ones, e.g. the
+        /// private address for clients on the same LAN; comma-separated; each must be of a family
+        /// a media socket binds.
+        advertise_ips: Vec<String> = Vec::new(), "IPS" in MEDIA;
+        /// ICE-TCP port for clients whose UDP is blocked (one per node, on the media bind
+        /// addresses; offered after the UDP candidates). Default: off. 0 = any free port.
+        tcp_port: Option<u16> = None, "PORT" in MEDIA;
         /// Number of media shards (threads, one UDP port each). 0 = one per CPU core.
         shards: usize = 0, "N" in MEDIA;
         /// Threads for HTTP/WebSocket.

@@ -73,6 +73,53 @@ fn unspecified_bind_needs_public_ip() {
 }
 
 #[test]
+fn network_settings_reach_the_runtime_and_bad_ones_are_refused() {
+    let config = run(&[
+        "--udp-bind6",
+        "::1",
+        "--advertise-ips",
+        "10.0.0.5, fd00::5",
+        "--tcp-port",
+        "7881",
+    ])
+    .expect("valid");
+    let rt = config.runtime().expect("valid");
+    assert_eq!(rt.bind_ip6, Some("::1".parse().expect("ip")));
+    assert_eq!(rt.tcp_port, Some(7881));
+    let binds = rt.binds();
+    assert_eq!(binds.len(), 2);
+    assert_eq!(
+        binds[0].1,
+        vec![
+            "127.0.0.1".parse::<IpAddr>().expect("ip"),
+            "10.0.0.5".parse().expect("ip")
+        ]
+    );
+    assert_eq!(
+        binds[1].1,
+        vec![
+            "::1".parse::<IpAddr>().expect("ip"),
+            "fd00::5".parse().expect("ip")
+        ]
+    );
+    let refused: &[(&[&str], &str)] = &[
+        (&["--udp-bind6", "127.0.0.2"], "udp_bind6"),
+        (&["--udp-bind6", "::"], "public_ip6"),
+        (&["--public-ip6", "2001:db8::1"], "udp_bind6"),
+        (&["--advertise-ips", "nope"], "advertise_ips"),
+        (&["--advertise-ips", "fd00::5"], "advertise_ips"),
+        (&["--public-ip", "2001:db8::1"], "family"),
+    ];
+    for (args, needle) in refused {
+        let e = run(args)
+            .and_then(|c| c.runtime().map(|_| ()))
+            .expect_err("refused");
+        assert!(e.contains(needle), "{args:?}: {e}");
+        assert!(!e.contains('\n'), "{args:?}: one line: {e}");
+    }
+}
+
+#[test]
 fn bad_port_list_is_reported() {
     let e = run(&["--udp-ports", "90-10"]).expect_err("reversed range");
     assert!(e.contains("--udp-ports") && e.contains("udp_ports"), "{e}");
