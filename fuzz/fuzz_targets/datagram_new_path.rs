@@ -1,13 +1,15 @@
 //! Datagrams from addresses the shard has never seen: STUN (with and without a joined
 //! participant's ufrag), DTLS, RTP or garbage. The first bytes choose the source port and
-//! whether the known ufrag is spliced into the input, so STUN reaches past the ufrag lookup;
-//! the rest is up to 16 datagrams, each a big-endian u16 length and its bytes.
+//! whether the known ufrag is spliced into the input, so STUN reaches past the ufrag lookup,
+//! and whether they arrive over UDP or as ICE-TCP frames; the rest is up to 16 datagrams, each a
+//! big-endian u16 length and its bytes.
 #![no_main]
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
+use switchboard_core::Transport;
 use switchboard_fuzz::{Stage, SERVER};
 
 thread_local! {
@@ -31,6 +33,11 @@ fn run(world: &mut switchboard_fuzz::World, offer: &str, data: &[u8]) {
     world.offer_text(pid, offer);
     let port = u16::from_be_bytes([data[0], data[1]]);
     let source = SocketAddr::new(SERVER.ip(), port.max(1));
+    let transport = if data[2] & 2 == 2 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     let mut body = &data[3..];
     for _ in 0..16 {
         if body.len() < 2 {
@@ -42,10 +49,10 @@ fn run(world: &mut switchboard_fuzz::World, offer: &str, data: &[u8]) {
         if data[2] & 1 == 1 {
             let mut spliced = datagram.to_vec();
             splice_username(&mut spliced, ufrag.as_bytes());
-            world.inject(source, &spliced);
+            world.inject_on(transport, source, &spliced);
             continue;
         }
-        world.inject(source, datagram);
+        world.inject_on(transport, source, datagram);
     }
     world.run(std::time::Duration::from_millis(20));
     world.leave_bare(pid);

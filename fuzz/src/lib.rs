@@ -74,7 +74,17 @@ impl World {
         let now = Instant::now();
         World {
             now,
-            shard: Shard::new(ShardConfig::new(SERVER), now),
+            shard: Shard::new(
+                {
+                    // Reached over UDP and ICE-TCP, as a node with a `tcp_port` is.
+                    let mut config = ShardConfig::new(SERVER);
+                    config
+                        .advertised
+                        .push((switchboard_core::Transport::Tcp, SERVER));
+                    config
+                },
+                now,
+            ),
             clients: Vec::new(),
             template: RtcTemplate::new().expect("the crypto provider makes certificates"),
             to_server: VecDeque::new(),
@@ -90,7 +100,7 @@ impl World {
         self.next_pid += 1;
         let new = self
             .template
-            .build(self.now, &[(switchboard_core::Transport::Udp, SERVER)])
+            .build(self.now, &self.shard.config().advertised.clone())
             .expect("server engine");
         let ufrag = new.ufrag.clone();
         self.command(Command::Join {
@@ -121,7 +131,7 @@ impl World {
         let addr = SocketAddr::new(SERVER.ip(), 41000 + pid.0 as u16);
         let new = self
             .template
-            .build(self.now, &[(switchboard_core::Transport::Udp, SERVER)])
+            .build(self.now, &self.shard.config().advertised.clone())
             .expect("server engine");
         let server_ufrag = new.ufrag.clone();
         self.command(Command::Join {
@@ -227,11 +237,22 @@ impl World {
         self.poll_shard();
     }
 
-    /// Raw bytes to the server from `source`.
+    /// Raw bytes to the server from `source`, over UDP.
     pub fn inject(&mut self, source: SocketAddr, data: &[u8]) {
+        self.inject_on(switchboard_core::Transport::Udp, source, data);
+    }
+
+    /// Raw bytes to the server from `source` over `transport` (a TCP frame as the ICE-TCP
+    /// runtime hands it over).
+    pub fn inject_on(
+        &mut self,
+        transport: switchboard_core::Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
         self.shard.handle_input(switchboard_core::Input::Datagram {
             now: self.now,
-            transport: switchboard_core::Transport::Udp,
+            transport,
             source,
             contents: data,
         });
