@@ -4,7 +4,7 @@
 // local candidate is a relay candidate, coturn logs the allocation for its peer id), and a normal
 // member and it see each other's own colour. Join-to-first-frame is measured over the relay and
 // over plain UDP (printed, never asserted). Expired or forged TURN credentials get no relay
-// candidate (coturn answers 401), while a fresh one minted the same way does.
+// candidate (coturn answers 401), while a fresh one minted the same way does, over UDP and TCP.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -196,8 +196,12 @@ async function gatherRelay(page, iceServers) {
   return page.evaluate(async (servers) => {
     const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: 'relay' });
     const types = [];
+    const relayProtocols = [];
     pc.onicecandidate = (e) => {
-      if (e.candidate?.candidate) types.push(e.candidate.candidate.split(' ')[7]);
+      if (!e.candidate?.candidate) return;
+      const type = e.candidate.candidate.split(' ')[7];
+      types.push(type);
+      if (type === 'relay') relayProtocols.push(e.candidate.relayProtocol);
     };
     pc.createDataChannel('probe');
     await pc.setLocalDescription(await pc.createOffer());
@@ -213,7 +217,7 @@ async function gatherRelay(page, iceServers) {
       check();
     });
     pc.close();
-    return { complete, types };
+    return { complete, types, relayProtocols };
   }, iceServers);
 }
 
@@ -234,8 +238,15 @@ export async function turnExpiredRefused({ browser, server, report }) {
       assert(result.complete, `${name}: ICE gathering completed within 20 s`);
       found[name] = result.types;
     }
-    // The positive control: the same minting with the right secret and a future expiry works.
+    // The positive control: the same minting with the right secret and a future expiry works,
+    // over UDP and over TCP to coturn (for clients whose UDP is blocked).
     assert(found.fresh.includes('relay'), `a fresh credential gathers a relay candidate: ${JSON.stringify(found)}`);
+    const overTcp = await gatherRelay(page, [{
+      urls: [coturn.url.replace('transport=udp', 'transport=tcp')],
+      username: cases.fresh.username,
+      credential: cases.fresh.credential,
+    }]);
+    assert(overTcp.relayProtocols.includes('tcp'), `a fresh credential over TCP gathers a TCP relay candidate: ${JSON.stringify(overTcp)}`);
     assert(!found.expired.includes('relay'), `an expired credential gathers none: ${JSON.stringify(found)}`);
     assert(!found.forged.includes('relay'), `a credential signed with another secret gathers none: ${JSON.stringify(found)}`);
     const log = coturn.log();
@@ -243,7 +254,7 @@ export async function turnExpiredRefused({ browser, server, report }) {
       const refused = log.split('\n').some((l) => l.includes(`user <${cases[name].username}>`) && l.includes('error 401'));
       assert(refused, `coturn's log (${coturn.logPath}) shows a 401 for the ${name} username ${cases[name].username}`);
     }
-    report(`relay candidates: fresh ${found.fresh.filter((t) => t === 'relay').length}, expired ${found.expired.length}, forged ${found.forged.length}; coturn answered 401 to the expired and the forged one`);
+    report(`relay candidates: fresh ${found.fresh.filter((t) => t === 'relay').length} (over TCP ${overTcp.relayProtocols.length}), expired ${found.expired.length}, forged ${found.forged.length}; coturn answered 401 to the expired and the forged one`);
   } finally {
     await page.closeContext();
     await coturn.stop();

@@ -99,9 +99,9 @@ settings! {
     /// with credentials minted per participant. The TURN server itself is separate (coturn:
     /// docs/operations.md).
     [turn] TurnSettings, flags "turn-" {
-        /// TURN/STUN server URLs for clients, comma-separated ("turn:turn.example.com:3478?
-        /// transport=udp", "turns:turn.example.com:5349?transport=tcp", "stun:..."); replace
-        /// the file's. Default: none, clients get no iceServers.
+        /// TURN/STUN server URLs handed to clients, comma-separated; replace the file's. E.g.
+        /// "turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349?transport=tcp",
+        /// "stun:turn.example.com:3478". Default: none, clients get no iceServers.
         urls: Vec<String> = Vec::new(), "URLS" in TURN;
         /// Secret shared with the TURN server (coturn's static-auth-secret) that TURN
         /// credentials are signed with; needed with turn: or turns: URLs.
