@@ -2,8 +2,9 @@
 // turn.secret). A member joined with iceTransportPolicy 'relay' gets its TURN credentials from
 // `joined`, sends and receives media only through coturn's relay (its selected candidate pair's
 // local candidate is a relay candidate, coturn logs the allocation for its peer id), and a normal
-// member and it see each other's own colour. Join-to-first-frame is measured over the relay and
-// over plain UDP (printed, never asserted). Expired or forged TURN credentials get no relay
+// member and it see each other's own colour; after a resume it holds the fresh credentials of
+// `resumed`. Join-to-first-frame is measured over the relay and over plain UDP (printed, never
+// asserted). Expired or forged TURN credentials get no relay
 // candidate (coturn answers 401), while a fresh one minted the same way does, over UDP and TCP.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -182,6 +183,21 @@ export async function turnRelayCall({ browser, report }) {
     assert(relayPair.localTypes.every((t) => t === 'relay'), `relay policy gathers relay candidates only: ${relayPair.localTypes}`);
     const directPair = await waitFor('the direct member\'s selected candidate pair', () => selectedPair(direct));
     assert(directPair.local.type === 'host', `direct member's local candidate: ${JSON.stringify(directPair)}`);
+
+    // Its signalling drops and it resumes: `resumed` brings fresh TURN credentials (a later
+    // expiry), which replace the old ones in its RTCPeerConnection; media still flows.
+    // Minted in a later second than the first (expiries are whole seconds).
+    const mintedAt = expiry - 600;
+    for (let i = 0; i < 30 && Math.floor(Date.now() / 1000) <= mintedAt; i += 1) await sleep(100);
+    await relay.evaluate(() => window.room._channel.ws.close());
+    await waitFor('the relay member to resume', () => relay.evaluate(() => window.events.some((e) => e[1] === 'resumed')));
+    const after = await relay.evaluate(() => window.room.pc.getConfiguration().iceServers);
+    const renewed = after.filter((s) => [].concat(s.urls).includes(coturn.url));
+    assert(renewed.length === 1 && /^\d+:relay$/.test(renewed[0].username) && Number(renewed[0].username.split(':')[0]) > expiry,
+      `after the resume, one TURN entry with a later expiry than ${expiry}: ${JSON.stringify(after)}`);
+    const afterResume = await colourOf(anchor, 'relay', 'relay:camera');
+    assert(afterResume === 'red', `anchor sees relay after its resume: ${afterResume}`);
+    report(`after a resume the relay member's TURN username went from ${given.username} to ${renewed[0].username}`);
     report(`relay member's pair: ${relayPair.local.type} ${relayPair.local.address}:${relayPair.local.port} (${relayPair.local.relayProtocol} to ${relayPair.local.url}) → server ${relayPair.remote.address}:${relayPair.remote.port}; direct member's: ${directPair.local.type} → ${directPair.remote.address}:${directPair.remote.port}`);
     report(`colours: ${JSON.stringify(seen)}`);
   } finally {
