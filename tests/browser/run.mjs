@@ -31,7 +31,7 @@ const TESTS = [
   { name: 'signalModifier: the admission check sees the token on every signal', run: signalModifierChecked, timeout: 60000 },
   { name: 'resume: WebSocket cut, UDP cut, address change', run: resumeAfterOutages, timeout: 150000 },
   { name: 'resume: cut longer than the grace period ends the session', run: resumeAfterGrace, timeout: 90000 },
-  { name: 'TURN: relay-only member through coturn exchanges media with a direct one', run: turnRelayCall, timeout: 120000 },
+  { name: 'TURN: relay-only member through coturn (UDP, then TCP to it) exchanges media with a direct one', run: turnRelayCall, timeout: 150000 },
   { name: 'TURN: expired and forged credentials are refused by coturn, a fresh one is not', run: turnExpiredRefused, timeout: 90000 },
 ];
 

@@ -1,11 +1,12 @@
 // TURN through a real coturn started here (loopback, use-auth-secret with the server's
 // turn.secret). A member joined with iceTransportPolicy 'relay' gets its TURN credentials from
-// `joined`, sends and receives media only through coturn's relay (its selected candidate pair's
-// local candidate is a relay candidate, coturn logs the allocation for its peer id), and a normal
-// member and it see each other's own colour; after a resume it holds the fresh credentials of
-// `resumed`. Join-to-first-frame is measured over the relay and over plain UDP (printed, never
-// asserted). Expired or forged TURN credentials get no relay
-// candidate (coturn answers 401), while a fresh one minted the same way does, over UDP and TCP.
+// `joined` (a UDP, then a TCP TURN URL), sends and receives media only through coturn's relay
+// (its selected candidate pair's local candidate is a relay candidate, coturn logs the
+// allocation for its peer id), and a normal member and it see each other's own colour; after a
+// resume it holds the fresh credentials of `resumed`. Join-to-first-frame is measured over the
+// relay and over plain UDP (printed, never asserted). Expired or forged TURN credentials get no
+// relay candidate (coturn answers 401), while a fresh one minted the same way does, over UDP and
+// TCP.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -136,18 +137,32 @@ async function selectedPair(page) {
 export async function turnRelayCall({ browser, report }) {
   const secret = randomBytes(16).toString('hex');
   const coturn = await startCoturn(secret, 'coturn-call.log');
+  try {
+    // The server hands out one TURN URL: UDP to coturn, then (another server) TCP to coturn,
+    // the way a client whose UDP is blocked reaches it.
+    for (const transport of ['udp', 'tcp']) {
+      await relayCall(browser, report, coturn, secret, transport);
+    }
+  } finally {
+    await coturn.stop();
+  }
+}
+
+/** One call with a relay-only member whose TURN URL (from `joined`) uses `transport`. */
+async function relayCall(browser, report, coturn, secret, transport) {
+  const turnUrl = coturn.url.replace('transport=udp', `transport=${transport}`);
   let server = null;
   const pages = [];
   try {
     server = await startServer({
-      logName: 'server-turn.log',
-      args: ['--turn-urls', coturn.url, '--turn-secret', secret, '--turn-ttl-s', '600'],
+      logName: `server-turn-${transport}.log`,
+      args: ['--turn-urls', turnUrl, '--turn-secret', secret, '--turn-ttl-s', '600'],
     });
-    const roomName = uniqueRoom('turn');
+    const roomName = uniqueRoom(`turn-${transport}`);
     const host = server.host;
-    const anchor = await helperPage(browser, server.base, 'turn-anchor');
-    const relay = await helperPage(browser, server.base, 'turn-relay');
-    const direct = await helperPage(browser, server.base, 'turn-udp');
+    const anchor = await helperPage(browser, server.base, `turn-${transport}-anchor`);
+    const relay = await helperPage(browser, server.base, `turn-${transport}-relay`);
+    const direct = await helperPage(browser, server.base, `turn-${transport}-direct`);
     pages.push(anchor, relay, direct);
 
     await joinAndTime(anchor, { host, roomName, id: 'anchor', colour: 'green' });
@@ -156,11 +171,11 @@ export async function turnRelayCall({ browser, report }) {
       host, roomName, id: 'relay', peerOptions: { iceTransportPolicy: 'relay' }, watch: 'anchor:camera', colour: 'red',
     });
     const viaUdp = await joinAndTime(direct, { host, roomName, id: 'direct', watch: 'anchor:camera', colour: 'blue' });
-    report(`join → first frame of anchor's camera: TURN relay (UDP to coturn) ${viaRelay.firstFrameMs} ms (joined after ${viaRelay.openMs} ms), direct UDP ${viaUdp.firstFrameMs} ms (joined after ${viaUdp.openMs} ms)`);
+    report(`[${transport}] join → first frame of anchor's camera: TURN relay (${transport.toUpperCase()} to coturn) ${viaRelay.firstFrameMs} ms (joined after ${viaRelay.openMs} ms), direct UDP ${viaUdp.firstFrameMs} ms (joined after ${viaUdp.openMs} ms)`);
 
     // The credential came from `joined`, minted for this peer id and accepted by coturn.
     const config = await relay.evaluate(() => window.room.pc.getConfiguration().iceServers);
-    const given = config.find((s) => [].concat(s.urls).includes(coturn.url));
+    const given = config.find((s) => [].concat(s.urls).includes(turnUrl));
     assert(given && /^\d+:relay$/.test(given.username), `the relay member's ICE servers: ${JSON.stringify(config)}`);
     const expiry = Number(given.username.split(':')[0]);
     const now = Math.floor(Date.now() / 1000);
@@ -179,7 +194,8 @@ export async function turnRelayCall({ browser, report }) {
       assert(seen[what] === colour, `${what}: ${seen[what]}, expected ${colour} (all: ${JSON.stringify(seen)})`);
     }
     const relayPair = await waitFor('the relay member\'s selected candidate pair', () => selectedPair(relay));
-    assert(relayPair.local.type === 'relay', `relay member's local candidate: ${JSON.stringify(relayPair)}`);
+    assert(relayPair.local.type === 'relay' && relayPair.local.relayProtocol === transport,
+      `relay member's local candidate is a relay reached over ${transport}: ${JSON.stringify(relayPair)}`);
     assert(relayPair.localTypes.every((t) => t === 'relay'), `relay policy gathers relay candidates only: ${relayPair.localTypes}`);
     const directPair = await waitFor('the direct member\'s selected candidate pair', () => selectedPair(direct));
     assert(directPair.local.type === 'host', `direct member's local candidate: ${JSON.stringify(directPair)}`);
@@ -192,18 +208,17 @@ export async function turnRelayCall({ browser, report }) {
     await relay.evaluate(() => window.room._channel.ws.close());
     await waitFor('the relay member to resume', () => relay.evaluate(() => window.events.some((e) => e[1] === 'resumed')));
     const after = await relay.evaluate(() => window.room.pc.getConfiguration().iceServers);
-    const renewed = after.filter((s) => [].concat(s.urls).includes(coturn.url));
+    const renewed = after.filter((s) => [].concat(s.urls).includes(turnUrl));
     assert(renewed.length === 1 && /^\d+:relay$/.test(renewed[0].username) && Number(renewed[0].username.split(':')[0]) > expiry,
       `after the resume, one TURN entry with a later expiry than ${expiry}: ${JSON.stringify(after)}`);
     const afterResume = await colourOf(anchor, 'relay', 'relay:camera');
     assert(afterResume === 'red', `anchor sees relay after its resume: ${afterResume}`);
-    report(`after a resume the relay member's TURN username went from ${given.username} to ${renewed[0].username}`);
-    report(`relay member's pair: ${relayPair.local.type} ${relayPair.local.address}:${relayPair.local.port} (${relayPair.local.relayProtocol} to ${relayPair.local.url}) → server ${relayPair.remote.address}:${relayPair.remote.port}; direct member's: ${directPair.local.type} → ${directPair.remote.address}:${directPair.remote.port}`);
-    report(`colours: ${JSON.stringify(seen)}`);
+    report(`[${transport}] after a resume the relay member's TURN username went from ${given.username} to ${renewed[0].username}`);
+    report(`[${transport}] relay member's pair: ${relayPair.local.type} ${relayPair.local.address}:${relayPair.local.port} (${relayPair.local.relayProtocol} to ${relayPair.local.url}) → server ${relayPair.remote.address}:${relayPair.remote.port}; direct member's: ${directPair.local.type} → ${directPair.remote.address}:${directPair.remote.port}`);
+    report(`[${transport}] colours: ${JSON.stringify(seen)}`);
   } finally {
     for (const page of pages) await page.closeContext();
     await server?.stop();
-    await coturn.stop();
   }
 }
 
