@@ -6,9 +6,10 @@
 #   TEST=errors scripts/browser-tests.sh   only the tests whose name contains "errors"
 #
 # Needs root (apt-get, unshare -n; the resume tests add veth pairs, a second network namespace
-# and nftables rules, all inside the suite's namespace). Environment: SWITCHBOARD_BIN to test
-# another server binary (skips the cargo build), CHROMIUM for another browser binary,
-# SWITCHBOARD_LOG for the server's log filter. Logs and screenshots land in artifacts/.
+# and nftables rules, all inside the suite's namespace; the TURN tests run coturn on its
+# loopback). Environment: SWITCHBOARD_BIN to test another server binary (skips the cargo build),
+# CHROMIUM for another browser binary, SWITCHBOARD_LOG for the server's log filter. Logs and
+# screenshots land in artifacts/.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -35,6 +36,18 @@ if ! command -v nft >/dev/null 2>&1; then
     echo "== installing nftables"
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y nftables
+fi
+
+# The TURN tests run coturn's turnserver binary themselves (on loopback, inside the namespace),
+# never the packaged service: where the package's install started it under systemd, it is
+# stopped and disabled again.
+if ! command -v turnserver >/dev/null 2>&1; then
+    echo "== installing coturn"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y coturn
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+        systemctl disable --now coturn
+    fi
 fi
 
 echo "== npm ci (tests/browser)"

@@ -222,6 +222,7 @@ async fn loopback_server(listener: TcpListener, mut reoffer: mpsc::UnboundedRece
             media_state: Default::default(),
         }],
         resume_token: None,
+        ice_servers: Vec::new(),
     };
     send(&mut ws, &joined).await;
 

@@ -72,6 +72,7 @@ export async function sdkErrors({ browser, server, report }) {
         badId: throws(() => new Peer({ host: goodHost, id: 'not an id' })),
         badScheme: throws(() => new Peer({ host: 'ftp://example.com' })),
         unknownPeerOption: throws(() => new Peer({ hots: goodHost })),
+        badIcePolicy: throws(() => new Peer({ host: goodHost, iceTransportPolicy: 'relay-only' })),
       };
       peer.destroy();
       return out;

@@ -18,6 +18,7 @@ import { clientMute } from './mute.mjs';
 import { signalModifierChecked } from './signals.mjs';
 import { resumeAfterGrace, resumeAfterOutages } from './resume.mjs';
 import { iceTcpWhenUdpIsBlocked } from './icetcp.mjs';
+import { turnExpiredRefused, turnRelayCall } from './turn.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -32,6 +33,8 @@ const TESTS = [
   { name: 'resume: WebSocket cut, UDP cut, address change', run: resumeAfterOutages, timeout: 150000 },
   { name: 'resume: cut longer than the grace period ends the session', run: resumeAfterGrace, timeout: 90000 },
   { name: 'ICE-TCP: UDP blocked by nftables, media over the TCP port', run: iceTcpWhenUdpIsBlocked, timeout: 90000 },
+  { name: 'TURN: relay-only member through coturn (UDP, then TCP to it) exchanges media with a direct one', run: turnRelayCall, timeout: 150000 },
+  { name: 'TURN: expired and forged credentials are refused by coturn, a fresh one is not', run: turnExpiredRefused, timeout: 90000 },
 ];
 
 const SUITE_LIMIT_MS = 12 * 60 * 1000;

@@ -137,6 +137,30 @@ impl Default for Limits {
     }
 }
 
+/// The TURN (and STUN) servers handed to clients in `joined` and `resumed`, with credentials
+/// minted per participant (see [`crate::turn`]). Nothing is handed out while `urls` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct TurnConfig {
+    /// `turn:`/`turns:` URLs get the minted username and credential; `stun:` URLs are handed
+    /// out without them (STUN needs none).
+    pub urls: Vec<String>,
+    /// Shared with the TURN server: coturn's `static-auth-secret`.
+    pub secret: String,
+    /// How long a minted credential stays valid (s).
+    pub ttl_s: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            ttl_s: 86_400,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct ControlConfig {
@@ -144,4 +168,5 @@ pub struct ControlConfig {
     pub admission: Option<AdmissionConfig>,
     pub webhooks: WebhookConfig,
     pub limits: Limits,
+    pub turn: TurnConfig,
 }

@@ -11,6 +11,7 @@ mod config;
 mod metrics;
 mod ratelimit;
 mod session;
+pub mod turn;
 mod web;
 mod webhooks;
 
@@ -31,7 +32,7 @@ use switchboard_runtime::MediaRuntime;
 use tokio::sync::watch;
 
 pub use config::{
-    AdmissionConfig, ApiKey, AuthConfig, AuthMode, ControlConfig, Limits, WebhookConfig,
+    AdmissionConfig, ApiKey, AuthConfig, AuthMode, ControlConfig, Limits, TurnConfig, WebhookConfig,
 };
 pub use metrics::Metrics;
 pub use webhooks::signature as webhook_signature;

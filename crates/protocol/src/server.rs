@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ErrorCode, LeaveReason, MediaKind, MediaState, MuteOrigin, Payload, PeerInfo, TrackInfo,
+    ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin, Payload, PeerInfo,
+    TrackInfo,
 };
 
 /// Messages the server sends.
@@ -21,6 +22,11 @@ pub enum ServerMessage {
         /// server keeps no session for a dropped connection).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_token: Option<String>,
+        /// TURN/STUN servers for this client's `RTCPeerConnection`, with credentials minted for
+        /// it now (absent when the server has none configured). The shard leaves it empty; the
+        /// control plane fills it in on the way to the WebSocket.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Reply to `resume`: the session is yours again. The state of the room as of now (your
     /// receive slots, the members and their tracks); what happened while you were away that
@@ -35,6 +41,9 @@ pub enum ServerMessage {
         slots: Vec<SlotInfo>,
         /// For the next drop: tokens are single-use.
         resume_token: String,
+        /// Fresh TURN/STUN credentials, as in `joined`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// The answer to `ping`.
     Pong {},

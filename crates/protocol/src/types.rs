@@ -105,3 +105,19 @@ pub struct MediaState {
     pub video: bool,
     pub screen_share: bool,
 }
+
+/// A STUN or TURN server the client may use, in the shape of WebRTC's `RTCIceServer` (a client
+/// passes it to `RTCPeerConnection` as it is). For TURN, `username` and `credential` are
+/// time-limited: `username` is `<expiry Unix seconds>:<peerId>` and `credential` is
+/// `base64(HMAC-SHA1(shared secret, username))`, the TURN REST form coturn's `use-auth-secret`
+/// checks (docs/credentials.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `turn:host:port?transport=udp`, `turns:host:port?transport=tcp`, `stun:host:port`.
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}

@@ -260,6 +260,14 @@ fn server_messages() {
                 },
             }],
             resume_token: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0".into()),
+            ice_servers: vec![IceServer {
+                urls: vec![
+                    "turn:turn.example.com:3478?transport=udp".into(),
+                    "turns:turn.example.com:5349?transport=tcp".into(),
+                ],
+                username: Some("1767225600:ada".into()),
+                credential: Some("H19j/bOMZt2ipNSLYCn1zfWLXho=".into()),
+            }],
         },
     );
     check_server(
@@ -284,6 +292,7 @@ fn server_messages() {
                 track: grace_audio,
             }],
             resume_token: "a1b2c3d4e5f60718293a4b5c6d7e8f90".into(),
+            ice_servers: Vec::new(),
         },
     );
     check_server(

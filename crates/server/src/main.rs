@@ -99,6 +99,14 @@ async fn serve_until_stopped(
         warn!("{line} (generated for this run; configure keys and auth.mode = \"required\" for real users)");
         eprintln!("switchboard: {line}");
     }
+    if !config.turn.urls.is_empty() {
+        // The secret stays out of the log.
+        info!(
+            urls = %config.turn.urls.join(","),
+            ttl_s = config.turn.ttl_s,
+            "TURN: clients get these servers with credentials minted per participant"
+        );
+    }
     let (ws, web) = if tls.is_some() {
         ("wss", "https")
     } else {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::ratelimit::{ConnectionSlot, MessageRate};
-use crate::AppState;
+use crate::{turn, AppState};
 
 pub(crate) use park::Resumable;
 use park::{Handover, TakeOver};
@@ -373,14 +373,30 @@ impl Session {
     /// Returns false when the connection is over.
     async fn on_event(&mut self, event: Option<ParticipantEvent>) -> bool {
         match event {
-            Some(ParticipantEvent::Signal(message)) => {
-                match &message {
-                    ServerMessage::Joined { .. } => {
+            Some(ParticipantEvent::Signal(mut message)) => {
+                match &mut message {
+                    ServerMessage::Joined {
+                        peer_id,
+                        ice_servers,
+                        ..
+                    } => {
                         self.state
                             .metrics()
                             .join_outcomes
                             .with_label_values(&["ok"])
                             .inc();
+                        // Minted now, for this peer id: the shard knows no TURN settings.
+                        *ice_servers =
+                            turn::ice_servers(&self.state.config().turn, peer_id, unix_now());
+                    }
+                    ServerMessage::Resumed {
+                        peer_id,
+                        ice_servers,
+                        ..
+                    } => {
+                        // Fresh ones: the client's may have run out while it was away.
+                        *ice_servers =
+                            turn::ice_servers(&self.state.config().turn, peer_id, unix_now());
                     }
                     ServerMessage::Error {
                         code,

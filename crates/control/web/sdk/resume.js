@@ -209,6 +209,15 @@ export const ResumeMethods = {
     this._resumeToken = message.resumeToken;
     this._sigUp = true;
     this.resumes += 1;
+    if (Array.isArray(message.iceServers)) {
+      // Fresh TURN credentials (the old ones may have run out): used from the next ICE
+      // gathering on, an ICE restart included.
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: this._iceServersFrom(message) });
+      } catch (err) {
+        this._log('could not take the fresh ICE servers:', err.message);
+      }
+    }
     this._catchUp(message);
     // The signalling died and media is quiet too: most likely the path changed (another
     // network, another address). Restart ICE now rather than after mediaTimeout.

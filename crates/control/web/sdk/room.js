@@ -365,7 +365,8 @@ export class SfuRoom extends Emitter {
       this._names.set(m.peerId, m.name);
     }
     const pc = new RTCPeerConnection({
-      iceServers: this.peer._iceServers,
+      iceServers: this._iceServersFrom(message),
+      iceTransportPolicy: this.peer._iceTransportPolicy,
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
     });
@@ -406,6 +407,15 @@ export class SfuRoom extends Emitter {
     }
     this._updateState('joined');
     this._requestOffer();
+  }
+
+  /**
+   * The app's ICE servers and the server's (`joined`/`resumed` carry TURN servers with
+   * credentials minted for this peer; absent when the server has none).
+   */
+  _iceServersFrom(message) {
+    const fromServer = Array.isArray(message.iceServers) ? message.iceServers : [];
+    return [...this.peer._iceServers, ...fromServer];
   }
 
   /** A track of the `stream` option or of replaceStream: named after its default source. */

@@ -113,8 +113,18 @@ export interface PeerOptions {
   credential?: Credential;
   /** Milliseconds to wait for the WebSocket to open (default 10000). */
   connectTimeout?: number;
-  /** RTCPeerConnection ICE servers; Switchboard needs none (it is ICE-lite with a host candidate). */
+  /**
+   * Extra RTCPeerConnection ICE servers. Switchboard needs none for itself (it is ICE-lite with a
+   * host candidate); a server configured with TURN sends its TURN servers, with credentials
+   * minted for this peer, in `joined` (and fresh ones in `resumed`), and the SDK uses those
+   * after these.
+   */
   iceServers?: RTCIceServer[];
+  /**
+   * 'relay': media only through a TURN server (needs one from the server's `joined` or from
+   * `iceServers`), e.g. to test TURN or to hide the client's addresses. Default 'all'.
+   */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   /** Log signalling to the console. */
   debug?: boolean;
   /** Applied to every message of every room of this peer (a room's own option wins). */

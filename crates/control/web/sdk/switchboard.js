@@ -27,8 +27,11 @@ export { SfuRoom } from './room.js';
 // ------------------------------------------------------------------------------------ Peer
 
 const PEER_OPTIONS = new Set([
-  'host', 'id', 'credential', 'secure', 'connectTimeout', 'debug', 'iceServers', 'signalModifier',
+  'host', 'id', 'credential', 'secure', 'connectTimeout', 'debug', 'iceServers', 'iceTransportPolicy',
+  'signalModifier',
 ]);
+
+const ICE_TRANSPORT_POLICIES = ['all', 'relay'];
 
 /**
  * A client of one Switchboard server. Events: `open` (peer id), `close`, `error` (SwitchboardError),
@@ -43,7 +46,9 @@ export class Peer extends Emitter {
         throw invalid(`unknown Peer option ${JSON.stringify(key)} (known: ${[...PEER_OPTIONS].join(', ')})`);
       }
     }
-    const { host, id, credential, secure, connectTimeout, debug, iceServers, signalModifier } = options;
+    const {
+      host, id, credential, secure, connectTimeout, debug, iceServers, iceTransportPolicy, signalModifier,
+    } = options;
     if (id !== undefined && (typeof id !== 'string' || !TOKEN.test(id))) {
       throw invalid(`peer id ${JSON.stringify(id)} is invalid (${TOKEN_RULE})`);
     }
@@ -55,6 +60,9 @@ export class Peer extends Emitter {
       throw invalid('connectTimeout must be a positive number of milliseconds');
     }
     if (iceServers !== undefined && !Array.isArray(iceServers)) throw invalid('iceServers must be an array');
+    if (iceTransportPolicy !== undefined && !ICE_TRANSPORT_POLICIES.includes(iceTransportPolicy)) {
+      throw invalid(`iceTransportPolicy must be 'all' or 'relay', not ${JSON.stringify(iceTransportPolicy)}`);
+    }
     /** The signalling endpoint, e.g. ws://127.0.0.1:7880/v1/ws. */
     this.url = signallingUrl(host, secure);
     /** This peer's id in every room it joins. */
@@ -71,7 +79,10 @@ export class Peer extends Emitter {
     this.rooms = new Map();
     this._connectTimeout = connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this._debug = Boolean(debug);
+    /** The app's own ICE servers; each room adds the ones its `joined` brings (TURN credentials). */
     this._iceServers = iceServers ?? [];
+    /** 'relay': media only through a TURN server (tests, or to hide the client's address). */
+    this._iceTransportPolicy = iceTransportPolicy ?? 'all';
     /** Called with (signalName, payload) for every message a room sends; see docs/sdk.md. */
     this._signalModifier = checkSignalModifier(signalModifier);
     this._spare = null;

@@ -168,6 +168,8 @@ impl Shard {
                 peer_id: peer_id.clone(),
                 members,
                 resume_token,
+                // The shard knows no TURN configuration: the control plane adds them.
+                ice_servers: Vec::new(),
             },
         );
         let me = PeerInfo {

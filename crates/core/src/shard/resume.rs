@@ -68,6 +68,8 @@ impl Shard {
                 members,
                 slots,
                 resume_token,
+                // Filled in by the control plane, as in `joined`.
+                ice_servers: Vec::new(),
             },
         );
         if let Some(sdp) = pending_offer {

@@ -42,14 +42,16 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use switchboard_control::{AdmissionConfig, AuthConfig, ControlConfig, Limits, WebhookConfig};
+use switchboard_control::{
+    AdmissionConfig, AuthConfig, ControlConfig, Limits, TurnConfig, WebhookConfig,
+};
 use switchboard_runtime::{parse_port_list, RuntimeConfig};
 
 pub use layers::load;
 pub use settings::Config;
 
 use setting::key;
-use settings::{AdmissionSettings, AuthSettings, LimitSettings, WebhookSettings};
+use settings::{AdmissionSettings, AuthSettings, LimitSettings, TurnSettings, WebhookSettings};
 use values::ApiKeyEntry;
 
 /// What the command line asks for.
@@ -84,7 +86,8 @@ impl Config {
         )
     }
 
-    /// The control plane's settings: `[auth]`, `[admission]`, `[webhooks]`, `[limits]`.
+    /// The control plane's settings: `[auth]`, `[admission]`, `[webhooks]`, `[turn]`,
+    /// `[limits]`.
     pub fn control(&self) -> ControlConfig {
         // Exhaustive on both sides on purpose: a new row, or a new field in
         // `switchboard_control`, fails to compile here until it is mapped.
@@ -117,6 +120,11 @@ impl Config {
             max_candidates_per_session,
             resume_grace_s,
         } = &self.limits;
+        let TurnSettings {
+            urls: turn_urls,
+            secret: turn_secret,
+            ttl_s,
+        } = &self.turn;
         ControlConfig {
             auth: AuthConfig {
                 mode: *mode,
@@ -158,6 +166,11 @@ impl Config {
                 max_candidates_per_session: *max_candidates_per_session,
                 resume_grace_s: *resume_grace_s,
             },
+            turn: TurnConfig {
+                urls: turn_urls.clone(),
+                secret: turn_secret.clone(),
+                ttl_s: *ttl_s,
+            },
         }
     }
 
@@ -188,6 +201,7 @@ impl Config {
             auth: _,
             admission: _,
             webhooks: _,
+            turn: _,
             limits,
         } = self;
         let ports = parse_port_list(udp_ports)

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use switchboard_control::{AuthConfig, AuthMode, Limits, WebhookConfig};
+use switchboard_control::{AuthConfig, AuthMode, Limits, TurnConfig, WebhookConfig};
 
 use super::macros::settings;
 use super::values::ApiKeyEntry;
@@ -21,6 +21,7 @@ const MEDIA: &str = "Media";
 const AUTH: &str = "Authentication";
 const HOOKS: &str = "Admission and webhooks";
 const LIMITS: &str = "Limits";
+const TURN: &str = "TURN";
 
 settings! {
     /// The effective configuration of one `switchboard` process. `--print-config` prints it as
@@ -105,6 +106,21 @@ settings! {
         queue: usize = WebhookConfig::default().queue, "N" in HOOKS;
         /// Timeout of one webhook delivery attempt (ms).
         timeout_ms: u64 = WebhookConfig::default().timeout_ms, "MS" in HOOKS;
+    }
+
+    /// `[turn]`: the TURN (and STUN) servers clients are handed in `joined` and `resumed`,
+    /// with credentials minted per participant. The TURN server itself is separate (coturn:
+    /// docs/operations.md).
+    [turn] TurnSettings, flags "turn-" {
+        /// TURN/STUN server URLs handed to clients, comma-separated; replace the file's. E.g.
+        /// "turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349?transport=tcp",
+        /// "stun:turn.example.com:3478". Default: none, clients get no iceServers.
+        urls: Vec<String> = Vec::new(), "URLS" in TURN;
+        /// Secret shared with the TURN server (coturn's static-auth-secret) that TURN
+        /// credentials are signed with; needed with turn: or turns: URLs.
+        secret: String = String::new(), "SECRET" in TURN, hide_env();
+        /// How long a minted TURN credential stays valid (s): the TURN server refuses it after.
+        ttl_s: u64 = TurnConfig::default().ttl_s, "S" in TURN;
     }
 
     /// `[limits]`: what one server, room or client may use. Their flags have no prefix.

@@ -249,6 +249,28 @@ fn invalid_combinations_are_one_line_errors() {
         (&["--log", "info,[[["], "log"),
         (&["--control-threads", "0"], "control_threads"),
         (&["--max-message-bytes", "0"], "max_message_bytes"),
+        (
+            &["--turn-urls", "https://turn.example.com"],
+            "turn:, turns: or stun:",
+        ),
+        (&["--turn-urls", "turn:"], "names no host"),
+        (
+            &["--turn-urls", "turn:t.example:3478?transport=sctp"],
+            "transport",
+        ),
+        (&["--turn-urls", "turn:t.example:3478"], "turn.secret"),
+        (&["--turn-secret", "s"], "turn.urls"),
+        (
+            &[
+                "--turn-urls",
+                "turn:t.example",
+                "--turn-secret",
+                "s",
+                "--turn-ttl-s",
+                "0",
+            ],
+            "turn.ttl_s",
+        ),
     ];
     for (args, needle) in cases {
         let e = run(args).expect_err("invalid");
@@ -269,6 +291,17 @@ fn invalid_combinations_are_one_line_errors() {
         Some(50),
         "the timeout applies to the URL given"
     );
+    let ok = run(&[
+        "--turn-urls",
+        "turn:t.example:3478?transport=udp,turns:t.example:5349?transport=tcp",
+        "--turn-secret",
+        "shared",
+    ])
+    .expect("valid");
+    let turn = ok.control().turn;
+    assert_eq!(turn.urls.len(), 2);
+    assert_eq!((turn.secret.as_str(), turn.ttl_s), ("shared", 86_400));
+    run(&["--turn-urls", "stun:stun.example.com:3478"]).expect("STUN needs no secret");
 }
 
 #[test]
@@ -331,6 +364,9 @@ fn names_are_stable() {
         ("limits.max_rooms", "max-rooms"),
         ("limits.max_message_bytes", "max-message-bytes"),
         ("limits.joins_per_ip_per_minute", "joins-per-ip-per-minute"),
+        ("turn.urls", "turn-urls"),
+        ("turn.secret", "turn-secret"),
+        ("turn.ttl_s", "turn-ttl-s"),
     ];
     let cmd = hermetic();
     for (name, flag) in expected {
@@ -489,6 +525,8 @@ fn every_key_is_documented() {
         id: "i".into(),
         secret: "s".into(),
     }];
+    config.turn.urls = vec!["turn:t.example".into()];
+    config.turn.secret = "s".into();
     let value = toml::Value::try_from(&config).expect("serialises");
     let mut missing = Vec::new();
     collect_keys(&value, "", &mut |path| {

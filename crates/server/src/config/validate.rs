@@ -92,11 +92,43 @@ impl Config {
                 }
             }
         }
+        self.validate_turn()?;
         if self.limits.max_message_bytes == 0 {
             return Err(format!(
                 "{} must be at least 1",
                 key("limits.max_message_bytes")
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[turn]`: URLs clients can use, a secret to sign their credentials with, a lifetime.
+    fn validate_turn(&self) -> Result<(), String> {
+        let turn = &self.turn;
+        for url in &turn.urls {
+            switchboard_control::turn::check_url(url)
+                .map_err(|e| format!("{} {url:?} {}", key("turn.urls"), e.message()))?;
+        }
+        let relays = turn.urls.iter().any(|url| !url.starts_with("stun:"));
+        if relays && turn.secret.is_empty() {
+            return Err(format!(
+                "{} has TURN URLs but {} is not set: set it to the TURN server's \
+                 static-auth-secret",
+                key("turn.urls"),
+                key("turn.secret")
+            ));
+        }
+        if !relays && !turn.secret.is_empty() {
+            return Err(format!(
+                "{} is set but {} has no turn: or turns: URL to hand out credentials for",
+                key("turn.secret"),
+                key("turn.urls")
+            ));
+        }
+        if turn.ttl_s == 0 {
+            return Err(format!("{} must be at least 1", key("turn.ttl_s")));
         }
         Ok(())
     }
