@@ -101,6 +101,7 @@ impl World {
             rtc: Box::new(new),
             auto_subscribe: true,
             resume_token: None,
+            server_offers: true,
         });
         (pid, ufrag)
     }
@@ -132,6 +133,7 @@ impl World {
             rtc: Box::new(new),
             auto_subscribe: true,
             resume_token: None,
+            server_offers: true,
         });
         let mut config = Rtc::builder()
             .set_rtp_mode(true)

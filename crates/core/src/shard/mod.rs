@@ -229,6 +229,7 @@ impl Shard {
                 rtc,
                 auto_subscribe,
                 resume_token,
+                server_offers,
             } => self.join(membership::JoinRequest {
                 pid: participant,
                 room,
@@ -237,6 +238,7 @@ impl Shard {
                 new: *rtc,
                 auto_subscribe,
                 resume_token,
+                server_offers,
             }),
             Command::Offer {
                 participant,

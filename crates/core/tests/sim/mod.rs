@@ -145,6 +145,7 @@ impl Sim {
                 rtc: Box::new(new),
                 auto_subscribe: true,
                 resume_token: None,
+                server_offers: true,
             },
         });
         let mut rtc = Rtc::builder()
