@@ -13,6 +13,7 @@ mod ratelimit;
 mod session;
 mod web;
 mod webhooks;
+mod whip;
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -35,6 +36,7 @@ pub use config::{
 };
 pub use metrics::Metrics;
 pub use webhooks::signature as webhook_signature;
+pub use whip::bearer_token as whip_bearer_token;
 
 use ratelimit::{ConnectionRefusal, Connections, JoinRate};
 
@@ -68,6 +70,8 @@ struct Inner {
     /// `Some(deadline in ms from the start of the drain)` once draining.
     drain: watch::Sender<Option<u64>>,
     joined: AtomicUsize,
+    /// Live WHIP and WHEP sessions, by resource id.
+    whip: whip::Resources,
 }
 
 fn random_secret() -> String {
@@ -131,6 +135,7 @@ impl AppState {
                 drain_timeout: Mutex::new(Duration::from_secs(30)),
                 drain,
                 joined: AtomicUsize::new(0),
+                whip: whip::Resources::default(),
             }),
         }
     }
@@ -190,6 +195,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/ws", get(signalling))
         .merge(admin::router())
+        .merge(whip::router())
         .merge(web::router())
         .with_state(state)
 }
