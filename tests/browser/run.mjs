@@ -17,6 +17,7 @@ import { selectiveSubscription } from './subscriptions.mjs';
 import { clientMute } from './mute.mjs';
 import { signalModifierChecked } from './signals.mjs';
 import { resumeAfterGrace, resumeAfterOutages } from './resume.mjs';
+import { whipAndWhep } from './whip.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -30,6 +31,7 @@ const TESTS = [
   { name: 'signalModifier: the admission check sees the token on every signal', run: signalModifierChecked, timeout: 60000 },
   { name: 'resume: WebSocket cut, UDP cut, address change', run: resumeAfterOutages, timeout: 150000 },
   { name: 'resume: cut longer than the grace period ends the session', run: resumeAfterGrace, timeout: 90000 },
+  { name: 'WHIP publisher and WHEP player pages (plain RTCPeerConnection + fetch, another origin)', run: whipAndWhep, timeout: 90000 },
 ];
 
 const SUITE_LIMIT_MS = 12 * 60 * 1000;

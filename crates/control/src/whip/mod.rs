@@ -249,6 +249,12 @@ async fn patch(
     }
     let mut parsed = Vec::with_capacity(fragment.candidates.len());
     for line in &fragment.candidates {
+        if is_mdns(line) {
+            // A browser hiding its address behind an mDNS name: this server cannot resolve it
+            // and does not need to (it is ICE-lite: it learns the address from the client's
+            // own checks), so the candidate is skipped, not refused.
+            continue;
+        }
         match screen_candidate(line) {
             Ok(Some(c)) => parsed.push(c),
             Ok(None) => {}
@@ -292,6 +298,14 @@ async fn whep_patch(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Is the candidate's address an mDNS name (`<uuid>.local`)?
+fn is_mdns(candidate: &str) -> bool {
+    candidate
+        .split_whitespace()
+        .nth(4)
+        .is_some_and(|address| address.to_ascii_lowercase().ends_with(".local"))
+}
+
 fn unknown(kind: Kind, room: &str) -> WhipError {
     WhipError::NotFound(format!(
         "no {} session with this id in room {room:?} (it ended, or never existed)",
@@ -330,4 +344,20 @@ async fn whep_delete(
     Path((room, id)): Path<(String, String)>,
 ) -> Response {
     delete(&state, Kind::Whep, &room, &id).unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mdns_candidates() {
+        assert!(is_mdns(
+            "candidate:1 1 udp 2122260223 4f1c7a3e-5d2b-4c9e-8a11-0123456789ab.local 50000 typ host"
+        ));
+        assert!(!is_mdns(
+            "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"
+        ));
+        assert!(!is_mdns("candidate:1"));
+    }
 }
