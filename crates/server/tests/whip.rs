@@ -379,6 +379,31 @@ async fn whip_refusals_have_their_status_and_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_whip_and_whep() {
+    let server = TestServer::start(1).await;
+    let (status, body) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let spec: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    for (path, methods) in [
+        ("/whip/{room}", &["post"][..]),
+        ("/whip/{room}/{id}", &["patch", "delete"][..]),
+        ("/whep/{room}", &["post"][..]),
+        ("/whep/{room}/{id}", &["post", "patch", "delete"][..]),
+    ] {
+        for method in methods {
+            assert!(
+                spec["paths"][path][method].is_object(),
+                "openapi documents {method} {path}"
+            );
+        }
+    }
+    assert!(
+        spec["paths"]["/whip/{room}"]["post"]["responses"]["201"]["headers"]["Location"]
+            .is_object()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_required_a_missing_token_is_refused() {
     let server = TestServer::start_with(1, control(AuthMode::Required)).await;
     let offer = publishing_offer(str0m::media::Direction::SendOnly);
