@@ -117,6 +117,7 @@ impl AppState {
             );
         }
         let (drain, _) = watch::channel(None);
+        let whip = whip::Resources::new(metrics.http_sessions.clone());
         AppState {
             inner: Arc::new(Inner {
                 join_rate: JoinRate::new(config.limits.joins_per_ip_per_minute),
@@ -135,7 +136,7 @@ impl AppState {
                 drain_timeout: Mutex::new(Duration::from_secs(30)),
                 drain,
                 joined: AtomicUsize::new(0),
-                whip: whip::Resources::default(),
+                whip,
             }),
         }
     }

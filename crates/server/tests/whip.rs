@@ -363,7 +363,24 @@ async fn whip_refusals_have_their_status_and_a_reason() {
         .header("access-control-allow-headers")
         .is_some_and(|m| m.contains("Authorization")));
 
-    // Nothing refused left a member behind: a WHIP publish into r1 is the room's first member.
+    // Nothing refused left a participant or a session behind (the abandoned WHEP join of
+    // r2 is released when its shard confirms): only r2's WebSocket member remains.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.state.joined_participants() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refused sessions left {} participants",
+            server.state.joined_participants()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        server
+            .metric("switchboard_http_sessions{protocol=\"whep\"}")
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
     let mut ws = raw_join(&server.url, "r1", "checker").await;
     let ok = post(&server, "/whip/r1", "application/sdp", None, offer).await;
     assert_eq!(ok.status, 201, "{ok:?}");
@@ -376,6 +393,12 @@ async fn whip_refusals_have_their_status_and_a_reason() {
         |m| matches!(m, ServerMessage::PeerJoined { peer } if peer.peer_id.starts_with("whip-")),
     )
     .await;
+    assert_eq!(
+        server
+            .metric("switchboard_http_sessions{protocol=\"whip\"}")
+            .await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,4 +526,37 @@ async fn a_whep_player_keeps_its_slots_and_later_tracks_wait_for_them() {
         })
         .await;
     drop(publisher);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_session_ends_when_its_credential_expires() {
+    let server = TestServer::start_with(1, control(AuthMode::Dev)).await;
+    let mut watcher = raw_join(&server.url, "brief", "watcher").await;
+    let short = whip_bearer_token("brief-cam", &mint(SECRET, "brief-cam", now(), 3));
+    let publisher = publish(&url(&server, "/whip/brief"), Some(&short), "brief-cam")
+        .await
+        .unwrap_or_else(|r| panic!("WHIP POST refused: {:?}", r.0));
+    wait_message(
+        &mut watcher,
+        "peerJoined brief-cam",
+        |m| matches!(m, ServerMessage::PeerJoined { peer } if peer.peer_id == "brief-cam"),
+    )
+    .await;
+    // No way to renew it over WHIP: the session ends when the credential does.
+    wait_message(
+        &mut watcher,
+        "peerLeft brief-cam",
+        |m| matches!(m, ServerMessage::PeerLeft { peer_id } if peer_id == "brief-cam"),
+    )
+    .await;
+    let resource = url(&server, &publisher.location);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = patch(&resource, "a=end-of-candidates\r\n".into(), &[]).await;
+        if r.status == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "resource kept: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

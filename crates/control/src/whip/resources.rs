@@ -46,12 +46,25 @@ pub(crate) struct Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TableFull(pub usize);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Resources {
     table: Mutex<HashMap<String, Resource>>,
+    /// `switchboard_http_sessions{protocol}`: follows the table's entries.
+    gauge: prometheus::IntGaugeVec,
 }
 
 impl Resources {
+    pub fn new(gauge: prometheus::IntGaugeVec) -> Resources {
+        Resources {
+            table: Mutex::default(),
+            gauge,
+        }
+    }
+
+    fn count(&self, kind: Kind, delta: i64) {
+        self.gauge.with_label_values(&[kind.prefix()]).add(delta);
+    }
+
     /// Register `resource` under a new id (at most `max` sessions; 0 = unlimited).
     pub fn insert(&self, resource: Resource, max: usize) -> Result<String, TableFull> {
         let mut table = self.table.lock();
@@ -63,6 +76,7 @@ impl Resources {
         for _ in 0..4 {
             let id = crate::session::new_token();
             if !table.contains_key(&id) {
+                self.count(resource.kind, 1);
                 table.insert(id.clone(), resource);
                 return Ok(id);
             }
@@ -86,16 +100,19 @@ impl Resources {
         let matches = table
             .get(id)
             .is_some_and(|r| r.kind == kind && r.room == room);
-        if matches {
-            table.remove(id)
-        } else {
-            None
+        if !matches {
+            return None;
         }
+        let taken = table.remove(id)?;
+        self.count(taken.kind, -1);
+        Some(taken)
     }
 
     /// The session ended by itself: forget it (no-op if a DELETE already took it).
     pub fn forget(&self, id: &str) {
-        self.table.lock().remove(id);
+        if let Some(gone) = self.table.lock().remove(id) {
+            self.count(gone.kind, -1);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -121,11 +138,15 @@ mod tests {
 
     #[test]
     fn bounded_and_scoped() {
-        let table = Resources::default();
+        let gauge = prometheus::IntGaugeVec::new(prometheus::Opts::new("t", "t"), &["protocol"])
+            .expect("metric");
+        let table = Resources::new(gauge.clone());
         let a = table.insert(resource(Kind::Whip, "r"), 2).expect("room");
         let b = table.insert(resource(Kind::Whep, "r"), 2).expect("room");
         assert_eq!(a.len(), 32, "128 bits in hex");
         assert_ne!(a, b);
+        assert_eq!(gauge.with_label_values(&["whip"]).get(), 1);
+        assert_eq!(gauge.with_label_values(&["whep"]).get(), 1);
         assert_eq!(
             table.insert(resource(Kind::Whip, "r"), 2),
             Err(TableFull(2))
@@ -138,6 +159,9 @@ mod tests {
         assert!(table.take(Kind::Whip, "r", &a).is_some());
         assert!(table.take(Kind::Whip, "r", &a).is_none(), "once");
         table.forget(&b);
+        table.forget(&b);
         assert_eq!(table.len(), 0);
+        assert_eq!(gauge.with_label_values(&["whip"]).get(), 0);
+        assert_eq!(gauge.with_label_values(&["whep"]).get(), 0);
     }
 }
