@@ -149,18 +149,26 @@ async fn start(
     let (headers, remote, offer) = read(request).await?;
     let identity = bearer::identify(&state.config().auth, &headers, crate::session::unix_now())?;
     let peer_hint = identity.peer_id.clone().unwrap_or_default();
-    let created = create(
-        &state,
-        Start {
-            kind,
-            room: room.clone(),
-            member,
-            identity,
-            offer,
-            remote,
-        },
-    )
-    .await?;
+    let start = Start {
+        kind,
+        room: room.clone(),
+        member,
+        identity,
+        offer,
+        remote,
+    };
+    // On a task of its own: a client that hangs up mid-request drops this handler, and a join
+    // cut off half-way would leave a participant nobody watches. Finished, the session lives
+    // on until its media times out (or it is DELETEd).
+    let task_state = state.clone();
+    let created = tokio::spawn(async move { create(&task_state, start).await })
+        .await
+        .map_err(|_| {
+            WhipError::Unavailable(
+                switchboard_protocol::ErrorCode::Internal,
+                "the session could not be created (an internal error; see the server log)".into(),
+            )
+        })??;
     let location = format!("/{}/{room}/{}", kind.prefix(), created.id);
     info!(%room, via = kind.prefix(), %location, "HTTP session created");
     let mut response = (

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::change::SdpOffer;
 use switchboard_core::screen::{screen_offer, SdpLimits};
 use switchboard_core::Command;
 use switchboard_protocol::webhook::AdmissionRequest;
@@ -115,8 +116,9 @@ fn random_peer_id(kind: Kind) -> String {
     format!("{}-{}", kind.prefix(), &crate::session::new_token()[..16])
 }
 
-/// Admit the session, join its participant, apply its offer and register it.
-pub(crate) async fn create(state: &AppState, start: Start) -> Result<Created, WhipError> {
+/// The checks that need no shard: drain, rate, names, the offer, the room, the bounds. Returns
+/// the parsed offer and what its m-lines do.
+fn check(state: &AppState, start: &Start) -> Result<(SdpOffer, OfferSummary), WhipError> {
     if state.is_draining() {
         return Err(WhipError::Unavailable(
             ErrorCode::Draining,
@@ -173,6 +175,14 @@ pub(crate) async fn create(state: &AppState, start: Start) -> Result<Created, Wh
             format!("this server holds at most {max_sessions} WHIP/WHEP sessions"),
         ));
     }
+    Ok((offer, summary))
+}
+
+/// Admit the session, join its participant, apply its offer and register it.
+pub(crate) async fn create(state: &AppState, start: Start) -> Result<Created, WhipError> {
+    let (offer, summary) = check(state, &start)?;
+    let runtime = state.runtime().clone();
+    let max_sessions = state.config().limits.max_connections;
     let peer_id = start
         .identity
         .peer_id
