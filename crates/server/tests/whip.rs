@@ -321,6 +321,21 @@ async fn whip_refusals_have_their_status_and_a_reason() {
     )
     .await;
     assert_eq!(r.status, 404, "{r:?}");
+    // The token's peer id is already in the room: 409, and the refused join leaves nothing.
+    let r = post(
+        &server,
+        "/whip/r2",
+        "application/sdp",
+        Some(&token("somebody")),
+        offer.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.body.starts_with("peerIdTaken:"), "{}", r.body);
+    // A body beyond the bound: 413.
+    let huge = format!("{offer}{}", "a=x\r\n".repeat(70_000));
+    let r = post(&server, "/whip/r1", "application/sdp", None, huge).await;
+    assert_eq!(r.status, 413, "{r:?}");
     // Unknown resources: 404.
     let unknown = url(&server, "/whip/r1/00000000000000000000000000000000");
     let r = request(Method::DELETE, &unknown, None, None, &[], String::new()).await;
