@@ -111,6 +111,7 @@ impl World {
             rtc: Box::new(new),
             auto_subscribe: true,
             resume_token: None,
+            server_offers: true,
         });
         (pid, ufrag)
     }
@@ -142,6 +143,7 @@ impl World {
             rtc: Box::new(new),
             auto_subscribe: true,
             resume_token: None,
+            server_offers: true,
         });
         let mut config = Rtc::builder()
             .set_rtp_mode(true)

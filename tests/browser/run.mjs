@@ -19,6 +19,7 @@ import { signalModifierChecked } from './signals.mjs';
 import { resumeAfterGrace, resumeAfterOutages } from './resume.mjs';
 import { iceTcpWhenUdpIsBlocked } from './icetcp.mjs';
 import { turnExpiredRefused, turnRelayCall } from './turn.mjs';
+import { whipAndWhep } from './whip.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -35,6 +36,7 @@ const TESTS = [
   { name: 'ICE-TCP: UDP blocked by nftables, media over the TCP port', run: iceTcpWhenUdpIsBlocked, timeout: 90000 },
   { name: 'TURN: relay-only member through coturn (UDP, then TCP to it) exchanges media with a direct one', run: turnRelayCall, timeout: 150000 },
   { name: 'TURN: expired and forged credentials are refused by coturn, a fresh one is not', run: turnExpiredRefused, timeout: 90000 },
+  { name: 'WHIP publisher and WHEP player pages (plain RTCPeerConnection + fetch, another origin)', run: whipAndWhep, timeout: 90000 },
 ];
 
 const SUITE_LIMIT_MS = 12 * 60 * 1000;

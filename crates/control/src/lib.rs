@@ -14,6 +14,7 @@ mod session;
 pub mod turn;
 mod web;
 mod webhooks;
+mod whip;
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -36,6 +37,7 @@ pub use config::{
 };
 pub use metrics::Metrics;
 pub use webhooks::signature as webhook_signature;
+pub use whip::bearer_token as whip_bearer_token;
 
 use ratelimit::{ConnectionRefusal, Connections, JoinRate};
 
@@ -69,6 +71,8 @@ struct Inner {
     /// `Some(deadline in ms from the start of the drain)` once draining.
     drain: watch::Sender<Option<u64>>,
     joined: AtomicUsize,
+    /// Live WHIP and WHEP sessions, by resource id.
+    whip: whip::Resources,
 }
 
 fn random_secret() -> String {
@@ -114,6 +118,7 @@ impl AppState {
             );
         }
         let (drain, _) = watch::channel(None);
+        let whip = whip::Resources::new(metrics.http_sessions.clone());
         AppState {
             inner: Arc::new(Inner {
                 join_rate: JoinRate::new(config.limits.joins_per_ip_per_minute),
@@ -132,6 +137,7 @@ impl AppState {
                 drain_timeout: Mutex::new(Duration::from_secs(30)),
                 drain,
                 joined: AtomicUsize::new(0),
+                whip,
             }),
         }
     }
@@ -191,6 +197,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/ws", get(signalling))
         .merge(admin::router())
+        .merge(whip::router())
         .merge(web::router())
         .with_state(state)
 }

@@ -31,6 +31,8 @@ pub struct Metrics {
     shard_up: prometheus::IntGaugeVec,
     notifications_dropped: IntCounter,
     pub websocket_connections: IntGauge,
+    /// Live WHIP and WHEP sessions, by `protocol` (`whip`, `whep`).
+    pub http_sessions: prometheus::IntGaugeVec,
     pub join_outcomes: IntCounterVec,
     pub join_to_media: Histogram,
     pub webhook_deliveries: IntCounterVec,
@@ -182,6 +184,19 @@ impl Metrics {
                 "switchboard_websocket_connections",
                 "Open signalling WebSockets.",
             ),
+            http_sessions: {
+                let g = prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "switchboard_http_sessions",
+                        "Live WHIP publishers and WHEP players (participants without a WebSocket).",
+                    ),
+                    &["protocol"],
+                )
+                .expect("static metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric names are unique");
+                g
+            },
             join_outcomes: counter_vec(
                 &r,
                 "switchboard_joins_total",

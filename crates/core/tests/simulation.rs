@@ -72,6 +72,41 @@ fn alice_and_bob_in_a_call() -> Sim {
 }
 
 #[test]
+fn a_session_without_server_offers_gets_none_and_fills_only_its_own_slots() {
+    let mut sim = alice_and_bob_in_a_call();
+    // Carol's one offer has a single receive-only audio m-line, as a WHEP player's could.
+    sim.server_offers = false;
+    sim.join("r", "carol", false);
+    sim.server_offers = true;
+    sim.join("r", "dave", false);
+    sim.run(Duration::from_secs(2));
+    let offers = |name: &str| {
+        sim.client(name)
+            .signals
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Offer { .. }))
+            .count()
+    };
+    assert_eq!(
+        offers("carol"),
+        0,
+        "no server offer to a session that cannot renegotiate"
+    );
+    assert!(
+        offers("dave") > 0,
+        "an ordinary member is offered slots for the room's tracks"
+    );
+    // Carol's slot carries the first audio track of the room; the other three tracks wait.
+    let carol = sim.client("carol");
+    assert!(carol.packets_of("alice", false).len() > 20);
+    assert!(carol.packets_of("bob", false).is_empty());
+    assert!(carol.packets_of("alice", true).is_empty());
+    assert_clean_streams(&sim, "carol");
+    assert_receives(&sim, "dave", "alice");
+    assert_receives(&sim, "dave", "bob");
+}
+
+#[test]
 fn three_participants_receive_each_other() {
     let mut sim = Sim::new();
     for name in ["alice", "bob", "carol"] {

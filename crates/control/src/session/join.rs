@@ -152,6 +152,7 @@ impl Session {
             rtc: Box::new(rtc),
             auto_subscribe,
             resume_token: resume.as_ref().map(|(token, _)| token.clone()),
+            server_offers: true,
         };
         if let Err(e) = runtime.join(shard, command, tx) {
             if let Some((token, _)) = &resume {

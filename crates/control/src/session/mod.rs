@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use crate::ratelimit::{ConnectionSlot, MessageRate};
 use crate::{turn, AppState};
 
-pub(crate) use park::Resumable;
+pub(crate) use park::{new_token, Resumable};
 use park::{Handover, TakeOver};
 
 /// Signalling messages a shard may queue for one connection before it counts as too slow.
@@ -117,7 +117,7 @@ pub(crate) async fn run(
     metrics.websocket_connections.dec();
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -133,12 +133,12 @@ fn error(code: ErrorCode, message: impl Into<String>, request: Option<&str>) -> 
 }
 
 /// When a credential expiring at Unix second `at` runs out, on the monotonic clock.
-fn expiry_instant(at: u64) -> Instant {
+pub(crate) fn expiry_instant(at: u64) -> Instant {
     Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
 }
 
 /// A session left its room for good: the room's placement and the joined count drop.
-fn left_room(state: &AppState, room: &str) {
+pub(crate) fn left_room(state: &AppState, room: &str) {
     state.runtime().release(room);
     state
         .inner

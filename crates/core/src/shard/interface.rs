@@ -105,6 +105,10 @@ pub enum Command {
         auto_subscribe: bool,
         /// The token the client may later `resume` with (`None`: no resume for this session).
         resume_token: Option<String>,
+        /// The server may send this participant offers that add receive slots. False for WHIP
+        /// and WHEP sessions, which cannot renegotiate: the m-lines of the client's only offer
+        /// are all the slots it gets, and tracks beyond them wait for a free one.
+        server_offers: bool,
     },
     /// The client's offer, with what its sending m-lines publish.
     Offer {

@@ -25,6 +25,7 @@ pub(crate) struct JoinRequest {
     pub new: NewRtc,
     pub auto_subscribe: bool,
     pub resume_token: Option<String>,
+    pub server_offers: bool,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +70,7 @@ impl Shard {
             new,
             auto_subscribe,
             resume_token,
+            server_offers,
         } = join;
         let taken = self.ids.contains_key(&pid) || self.find(&room, &peer_id).is_ok();
         let limit = self.config.max_participants_per_room;
@@ -130,6 +132,7 @@ impl Shard {
             published: Vec::new(),
             publications: Vec::new(),
             auto_subscribe,
+            server_offers,
             subscriptions: Vec::new(),
             detached: false,
             media_state: Default::default(),

@@ -230,6 +230,7 @@ impl Shard {
                 rtc,
                 auto_subscribe,
                 resume_token,
+                server_offers,
             } => self.join(membership::JoinRequest {
                 pid: participant,
                 room,
@@ -238,6 +239,7 @@ impl Shard {
                 new: *rtc,
                 auto_subscribe,
                 resume_token,
+                server_offers,
             }),
             Command::Offer {
                 participant,

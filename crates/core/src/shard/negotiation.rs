@@ -226,7 +226,8 @@ impl Shard {
         let Some(p) = self.members.get_mut(local.0) else {
             return;
         };
-        if !matches!(p.negotiation, Negotiation::Stable) {
+        if !matches!(p.negotiation, Negotiation::Stable) || !p.server_offers {
+            // A session that cannot renegotiate keeps its tracks waiting for a free slot.
             return;
         }
         let mut room = max.saturating_sub(p.mline_count());

@@ -78,6 +78,9 @@ pub(crate) struct Participant {
     pub publications: Vec<TrackPublication>,
     /// Gets every track of the room as it appears (else only what it subscribes to).
     pub auto_subscribe: bool,
+    /// The server may offer it new receive slots (false: a WHIP/WHEP session, whose one offer
+    /// fixed its m-lines for good).
+    pub server_offers: bool,
     /// The tracks it receives, or will as soon as they are live.
     pub subscriptions: Vec<TrackRef>,
     /// Its signalling connection dropped; the session waits for a resume.

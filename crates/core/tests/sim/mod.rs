@@ -86,6 +86,8 @@ pub struct Sim {
     /// Drop every n-th datagram to clients (0 = lossless).
     pub lossy_every: u64,
     delivered: u64,
+    /// `Command::Join::server_offers` for the next joins (false: as a WHIP/WHEP session).
+    pub server_offers: bool,
 }
 
 fn protocol(transport: Transport) -> Protocol {
@@ -120,6 +122,7 @@ impl Sim {
             next_pid: 1,
             lossy_every: 0,
             delivered: 0,
+            server_offers: true,
         }
     }
 
@@ -169,6 +172,7 @@ impl Sim {
                 rtc: Box::new(new),
                 auto_subscribe: true,
                 resume_token: None,
+                server_offers: self.server_offers,
             },
         });
         let mut rtc = Rtc::builder()
