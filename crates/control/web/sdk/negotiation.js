@@ -5,6 +5,15 @@
 import { SwitchboardError } from './core.js';
 
 export const NegotiationMethods = {
+  /**
+   * The app's ICE servers and the server's (`joined`/`resumed` carry TURN servers with
+   * credentials minted for this peer; absent when the server has none).
+   */
+  _iceServersFrom(message) {
+    const fromServer = Array.isArray(message.iceServers) ? message.iceServers : [];
+    return [...this.peer._iceServers, ...fromServer];
+  },
+
   // ---------------------------------------------------------------------- negotiation
   //
   // Every SDP step runs in one queue, so two never interleave. The client is the impolite peer:

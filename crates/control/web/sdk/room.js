@@ -409,15 +409,6 @@ export class SfuRoom extends Emitter {
     this._requestOffer();
   }
 
-  /**
-   * The app's ICE servers and the server's (`joined`/`resumed` carry TURN servers with
-   * credentials minted for this peer; absent when the server has none).
-   */
-  _iceServersFrom(message) {
-    const fromServer = Array.isArray(message.iceServers) ? message.iceServers : [];
-    return [...this.peer._iceServers, ...fromServer];
-  }
-
   /** A track of the `stream` option or of replaceStream: named after its default source. */
   _addStreamTrack(track, stream) {
     const entry = this._newLocal(track, { stream });
