@@ -144,10 +144,13 @@ impl ClientMessage {
     }
 }
 
-/// How a room moves media. Mesh rooms (signalling relay only) will come later.
+/// How a room moves media. `/v1/ws` joins `sfu` rooms; mesh rooms (the server relays signals,
+/// the members connect to each other) are joined on the peer connection with `meshJoin`, and a
+/// `join` naming `mesh` is refused with `wrongRoomMode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RoomMode {
     #[default]
     Sfu,
+    Mesh,
 }

@@ -94,6 +94,26 @@ pub enum ErrorCode {
     /// `resume` with a token that is unknown, used, expired, or for a session that ended:
     /// join afresh.
     ResumeFailed,
+    /// A second `register` on a peer connection.
+    AlreadyRegistered,
+    /// A peer-connection message other than `register` arrived before `register` succeeded.
+    NotRegistered,
+    /// The call does not exist, ended, or this peer is not (or no longer) part of it in the way
+    /// the request needs (rung for it, to answer; in it, to hang up or signal).
+    UnknownCall,
+    /// `callInitiate` with a `callId` another call uses: pick another one.
+    CallIdTaken,
+    /// `callInitiate` or `callInvite` broke a rule: no callees, too many, yourself, duplicates,
+    /// metadata too large, a `callType` the chosen `media` cannot carry.
+    InvalidCall,
+    /// This peer is in as many calls as the server allows; hang one up first.
+    TooManyCalls,
+    /// The room exists in the other mode (`sfu` or `mesh`); a room has one mode.
+    WrongRoomMode,
+    /// A `call.<id>` room is only for the participants of that `sfu` call.
+    NotInCall,
+    /// A mesh request for a room this peer has not joined.
+    NotInRoom,
     /// A server fault; the session may continue, report it if it repeats.
     Internal,
 }

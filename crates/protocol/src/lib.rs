@@ -10,6 +10,7 @@ mod client;
 mod codes;
 mod names;
 mod payload;
+pub mod peer;
 mod server;
 mod types;
 pub mod webhook;
