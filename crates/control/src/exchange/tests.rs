@@ -381,11 +381,11 @@ fn a_group_call_survives_a_rejection_and_the_caller_leaving_and_takes_a_late_inv
     assert!(w.ex.may_join_sfu("call.g", "carol").is_ok());
     assert!(w.ex.may_join_sfu("call.g", "alice").is_ok());
     assert_eq!(
-        w.ex.may_join_sfu("call.g", "bob").unwrap_err().0,
+        w.ex.may_join_sfu("call.g", "bob").expect_err("refused").0,
         ErrorCode::NotInCall
     );
     assert_eq!(
-        w.ex.may_join_sfu("call.g", "dave").unwrap_err().0,
+        w.ex.may_join_sfu("call.g", "dave").expect_err("refused").0,
         ErrorCode::NotInCall
     );
 
@@ -409,7 +409,7 @@ fn a_group_call_survives_a_rejection_and_the_caller_leaving_and_takes_a_late_inv
     );
     assert_eq!(w.rooms_closed, ["call.g"]);
     assert_eq!(
-        w.ex.may_join_sfu("call.g", "carol").unwrap_err().0,
+        w.ex.may_join_sfu("call.g", "carol").expect_err("refused").0,
         ErrorCode::NotInCall
     );
 }
@@ -439,7 +439,7 @@ fn a_dropped_peer_reconnects_within_the_grace_or_fails_the_call_after_it() {
             ice_servers: Vec::new(),
         },
     );
-    assert_eq!(stolen.unwrap_err().0, ErrorCode::PeerIdTaken);
+    assert_eq!(stolen.expect_err("refused").0, ErrorCode::PeerIdTaken);
     let token = w.tokens["bob"].clone();
     let back =
         w.ex.register(
@@ -561,7 +561,7 @@ fn hostile_requests_are_refused_to_their_sender_only() {
     let carol = w.conn("carol");
     assert_eq!(
         w.ex.signal(carol, "c", "bob", json!({"type": "offer"}))
-            .unwrap_err()
+            .expect_err("refused")
             .0,
         ErrorCode::UnknownCall
     );
@@ -569,28 +569,28 @@ fn hostile_requests_are_refused_to_their_sender_only() {
     let alice = w.conn("alice");
     assert_eq!(
         w.ex.signal(alice, "c", "bob", json!({"type": "offer"}))
-            .unwrap_err()
+            .expect_err("refused")
             .0,
         ErrorCode::NotInCall
     );
     w.respond("bob", "c", CallAction::Accept).expect("accept");
     assert_eq!(
         w.ex.signal(alice, "c", "carol", json!({"type": "offer"}))
-            .unwrap_err()
+            .expect_err("refused")
             .0,
         ErrorCode::NotInCall,
         "relaying to a peer outside the call"
     );
     assert_eq!(
         w.ex.signal(alice, "c", "bob", json!("not an object"))
-            .unwrap_err()
+            .expect_err("refused")
             .0,
         ErrorCode::BadMessage
     );
     assert!(w.take("carol").is_empty());
     // An unregistered connection gets nothing done.
     assert_eq!(
-        w.ex.list_peers(999).unwrap_err().0,
+        w.ex.list_peers(999).expect_err("refused").0,
         ErrorCode::NotRegistered
     );
 }
@@ -658,19 +658,23 @@ fn mesh_rooms_relay_between_members_and_keep_one_mode() {
         .expect("join");
     w.ex.mesh_join(c, "m", None, false).expect("join");
     assert_eq!(
-        w.ex.mesh_join(d, "m", None, false).unwrap_err().0,
+        w.ex.mesh_join(d, "m", None, false).expect_err("refused").0,
         ErrorCode::RoomFull
     );
     assert_eq!(
-        w.ex.mesh_join(d, "sfu-room", None, true).unwrap_err().0,
+        w.ex.mesh_join(d, "sfu-room", None, true)
+            .expect_err("refused")
+            .0,
         ErrorCode::WrongRoomMode
     );
     assert_eq!(
-        w.ex.mesh_join(d, "call.x", None, false).unwrap_err().0,
+        w.ex.mesh_join(d, "call.x", None, false)
+            .expect_err("refused")
+            .0,
         ErrorCode::WrongRoomMode
     );
     assert_eq!(
-        w.ex.may_join_sfu("m", "dave").unwrap_err().0,
+        w.ex.may_join_sfu("m", "dave").expect_err("refused").0,
         ErrorCode::WrongRoomMode
     );
     w.collect();
@@ -691,11 +695,15 @@ fn mesh_rooms_relay_between_members_and_keep_one_mode() {
     w.ex.mesh_signal(c, "m", "alice", json!({"type": "offer", "sdp": "carol"}))
         .expect("signal");
     assert_eq!(
-        w.ex.mesh_signal(c, "m", "dave", json!({})).unwrap_err().0,
+        w.ex.mesh_signal(c, "m", "dave", json!({}))
+            .expect_err("refused")
+            .0,
         ErrorCode::UnknownPeer
     );
     assert_eq!(
-        w.ex.mesh_signal(d, "m", "alice", json!({})).unwrap_err().0,
+        w.ex.mesh_signal(d, "m", "alice", json!({}))
+            .expect_err("refused")
+            .0,
         ErrorCode::NotInRoom
     );
     w.ex.mesh_message(b, "m", json!("from bob").into(), None)
