@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_protocol::peer::{
     CallAction, CallEndReason, CallInfo, CallKind, CallMedia, CallState, HangupReason,
-    PeerServerMessage, TransportState,
+    PeerServerMessage,
 };
 use switchboard_protocol::webhook::WebhookEvent;
 use switchboard_protocol::{validate_peer_id, ErrorCode};
@@ -34,23 +34,23 @@ pub(crate) struct NewCall {
 
 #[derive(Debug)]
 pub(crate) struct Call {
-    id: String,
-    caller: String,
-    callees: Vec<String>,
-    media: CallMedia,
-    kind: CallKind,
-    metadata: Option<serde_json::Value>,
-    conversation_id: Option<String>,
-    state: CallState,
+    pub(super) id: String,
+    pub(super) caller: String,
+    pub(super) callees: Vec<String>,
+    pub(super) media: CallMedia,
+    pub(super) kind: CallKind,
+    pub(super) metadata: Option<serde_json::Value>,
+    pub(super) conversation_id: Option<String>,
+    pub(super) state: CallState,
     /// In the call now, in the order they came.
-    participants: Vec<String>,
+    pub(super) participants: Vec<String>,
     /// Being rung, until when.
-    ringing: HashMap<String, Instant>,
+    pub(super) ringing: HashMap<String, Instant>,
     /// Somebody accepted once.
-    answered: bool,
-    created: Instant,
+    pub(super) answered: bool,
+    pub(super) created: Instant,
     /// The state to go back to when the participants that were away are back.
-    before_reconnect: Option<CallState>,
+    pub(super) before_reconnect: Option<CallState>,
 }
 
 impl Call {
@@ -74,12 +74,12 @@ impl Call {
         self.media == CallMedia::Sfu && self.participants.iter().any(|p| p == peer)
     }
 
-    fn is_participant(&self, peer: &str) -> bool {
+    pub(super) fn is_participant(&self, peer: &str) -> bool {
         self.participants.iter().any(|p| p == peer)
     }
 
     /// Everyone who hears of the call's state: the participants and those being rung.
-    fn involved(&self) -> Vec<String> {
+    pub(super) fn involved(&self) -> Vec<String> {
         let mut all = self.participants.clone();
         let mut rung: Vec<&String> = self.ringing.keys().collect();
         rung.sort();
@@ -87,7 +87,7 @@ impl Call {
         all
     }
 
-    fn others(&self, peer: &str) -> Vec<String> {
+    pub(super) fn others(&self, peer: &str) -> Vec<String> {
         self.participants
             .iter()
             .filter(|p| *p != peer)
@@ -96,7 +96,7 @@ impl Call {
     }
 }
 
-fn unknown_call(id: &str) -> Refusal {
+pub(super) fn unknown_call(id: &str) -> Refusal {
     (
         ErrorCode::UnknownCall,
         format!("no call {id:?} that you can do this in (it ended, or you are not part of it)"),
@@ -343,7 +343,7 @@ impl Exchange {
     }
 
     /// Tell everyone involved the call's new state.
-    fn set_state(&mut self, id: &str, state: CallState) {
+    pub(super) fn set_state(&mut self, id: &str, state: CallState) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -413,7 +413,7 @@ impl Exchange {
     }
 
     /// `peer` is out of call `id` (it was a participant or was being rung) for `reason`.
-    fn remove(&mut self, id: &str, peer: &str, reason: CallEndReason) {
+    pub(super) fn remove(&mut self, id: &str, peer: &str, reason: CallEndReason) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -528,131 +528,6 @@ impl Exchange {
             self.end(id, CallEndReason::Cancelled);
         } else {
             self.remove(id, peer, reason);
-        }
-    }
-
-    pub fn signal(
-        &mut self,
-        conn: u64,
-        id: &str,
-        to: &str,
-        signal: serde_json::Value,
-    ) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
-        if !signal.is_object() {
-            return Err((ErrorCode::BadMessage, "signal must be a JSON object".into()));
-        }
-        if to == peer || !call.is_participant(to) {
-            return Err((
-                ErrorCode::NotInCall,
-                format!("{to} is not a participant of call {id}"),
-            ));
-        }
-        self.send(
-            to,
-            PeerServerMessage::CallSignal {
-                call_id: id.to_owned(),
-                from: peer,
-                signal,
-            },
-        );
-        Ok(())
-    }
-
-    pub fn transport(&mut self, conn: u64, id: &str, state: TransportState) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
-        let now = call.state;
-        match state {
-            TransportState::Connected => {
-                if call.participants.len() >= 2
-                    && matches!(now, CallState::Connecting | CallState::Reconnecting)
-                {
-                    if let Some(c) = self.calls.get_mut(id) {
-                        c.before_reconnect = None;
-                    }
-                    self.set_state(id, CallState::Connected);
-                }
-            }
-            TransportState::Disconnected => {
-                if now == CallState::Connected {
-                    if let Some(c) = self.calls.get_mut(id) {
-                        c.before_reconnect = Some(CallState::Connected);
-                    }
-                    self.set_state(id, CallState::Reconnecting);
-                }
-            }
-            TransportState::Failed => self.remove(id, &peer, CallEndReason::Failed),
-        }
-        Ok(())
-    }
-
-    pub fn media_toggle(
-        &mut self,
-        conn: u64,
-        id: &str,
-        audio: bool,
-        video: bool,
-        screen_share: bool,
-    ) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
-        for other in call.others(&peer) {
-            self.send(
-                &other,
-                PeerServerMessage::CallMediaChanged {
-                    call_id: id.to_owned(),
-                    peer_id: peer.clone(),
-                    audio,
-                    video,
-                    screen_share,
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// `peer`'s connection dropped: its running calls show `reconnecting`.
-    pub(super) fn went_away(&mut self, peer: &str, id: &str) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        if call.is_participant(peer)
-            && matches!(call.state, CallState::Connected | CallState::Connecting)
-        {
-            call.before_reconnect.get_or_insert(call.state);
-            self.set_state(id, CallState::Reconnecting);
-        }
-    }
-
-    /// `peer` took its registration back: calls it was rung for ring it again, calls it is in
-    /// go back to where they were.
-    pub(super) fn returned(&mut self, peer: &str, id: &str) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        if call.ringing.contains_key(peer) {
-            let info = call.info();
-            self.send(peer, PeerServerMessage::CallIncoming { call: info });
-            return;
-        }
-        if call.state == CallState::Reconnecting {
-            if let Some(before) = call.before_reconnect.take() {
-                self.set_state(id, before);
-            }
         }
     }
 

@@ -6,7 +6,8 @@
 //! | module | job |
 //! |---|---|
 //! | `mod.rs` | presence: register, take-over, drop and grace, offline; the outbox |
-//! | `calls.rs` | each call's state machine, ringing timers, busy, the signal relay |
+//! | `calls.rs` | each call's state machine: ringing, answers, hang-ups, timers, busy |
+//! | `in_call.rs` | inside a running call: the signal relay, transport and media reports, drops and returns |
 //! | `mesh.rs` | mesh rooms: membership and the signal and message relay |
 //! | `handle.rs` | the lock around it, delivery to connections, the timer task |
 //! | `connection.rs` | one `/v1/peer` WebSocket |
@@ -14,6 +15,7 @@
 mod calls;
 pub(crate) mod connection;
 mod handle;
+mod in_call;
 mod mesh;
 #[cfg(test)]
 mod tests;
