@@ -121,8 +121,12 @@ impl AppState {
         if let Some(notifications) = runtime.take_notifications() {
             webhooks::spawn_notifications(notifications, hooks.clone());
         }
-        let exchange =
-            exchange::ExchangeHandle::start(config.calls.clone(), hooks, runtime.clone());
+        let exchange = exchange::ExchangeHandle::start(
+            config.calls.clone(),
+            hooks,
+            runtime.clone(),
+            metrics.clone(),
+        );
         let (drain, _) = watch::channel(None);
         let whip = whip::Resources::new(metrics.http_sessions.clone());
         AppState {

@@ -33,6 +33,12 @@ pub struct Metrics {
     pub websocket_connections: IntGauge,
     /// Live WHIP and WHEP sessions, by `protocol` (`whip`, `whep`).
     pub http_sessions: prometheus::IntGaugeVec,
+    /// Peers registered on `/v1/peer` (in the reconnect grace included).
+    pub peers_registered: IntGauge,
+    /// Calls that have not ended.
+    pub calls_active: IntGauge,
+    /// Mesh rooms with at least one member.
+    pub mesh_rooms: IntGauge,
     pub join_outcomes: IntCounterVec,
     pub join_to_media: Histogram,
     pub webhook_deliveries: IntCounterVec,
@@ -184,6 +190,13 @@ impl Metrics {
                 "switchboard_websocket_connections",
                 "Open signalling WebSockets.",
             ),
+            peers_registered: gauge(
+                &r,
+                "switchboard_peers_registered",
+                "Peers registered on the peer connection (presence), reconnecting ones included.",
+            ),
+            calls_active: gauge(&r, "switchboard_calls_active", "Calls that have not ended."),
+            mesh_rooms: gauge(&r, "switchboard_mesh_rooms", "Mesh rooms with members."),
             http_sessions: {
                 let g = prometheus::IntGaugeVec::new(
                     Opts::new(

@@ -131,6 +131,10 @@ async fn a_p2p_call_over_real_websockets_rings_relays_signals_and_completes() {
     }
     let peers = admin_get(&server, "/v1/peers").await;
     assert_eq!(peers.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        server.metric("switchboard_peers_registered").await,
+        Some(2.0)
+    );
 
     alice
         .send(
@@ -152,6 +156,7 @@ async fn a_p2p_call_over_real_websockets_rings_relays_signals_and_completes() {
     alice.state(CallState::Ringing).await;
     let calls = admin_get(&server, "/v1/calls").await;
     assert_eq!(calls[0]["state"], "ringing");
+    assert_eq!(server.metric("switchboard_calls_active").await, Some(1.0));
 
     bob.send(json!({"type": "callRespond", "callId": "c1", "action": "accept"}))
         .await;

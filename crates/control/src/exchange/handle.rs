@@ -14,7 +14,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::{CallsConfig, Exchange, Out};
+use crate::metrics::Metrics;
 use crate::webhooks::WebhookSink;
+
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// Messages one peer connection may have waiting before it counts as too slow.
 const QUEUE: usize = 256;
@@ -41,6 +46,7 @@ pub(crate) struct ExchangeHandle {
     next_conn: AtomicU64,
     hooks: WebhookSink,
     runtime: Arc<MediaRuntime>,
+    metrics: Arc<Metrics>,
 }
 
 impl ExchangeHandle {
@@ -49,6 +55,7 @@ impl ExchangeHandle {
         config: CallsConfig,
         hooks: WebhookSink,
         runtime: Arc<MediaRuntime>,
+        metrics: Arc<Metrics>,
     ) -> Arc<ExchangeHandle> {
         let handle = Arc::new(ExchangeHandle {
             locked: Mutex::new(Locked {
@@ -58,6 +65,7 @@ impl ExchangeHandle {
             next_conn: AtomicU64::new(1),
             hooks,
             runtime,
+            metrics,
         });
         tokio::spawn(tick(Arc::downgrade(&handle)));
         handle
@@ -75,6 +83,10 @@ impl ExchangeHandle {
     pub fn with<R>(&self, f: impl FnOnce(&mut Exchange) -> R) -> R {
         let mut locked = self.locked.lock();
         let result = f(&mut locked.exchange);
+        let (peers, calls, mesh) = locked.exchange.counts();
+        self.metrics.peers_registered.set(gauge_value(peers));
+        self.metrics.calls_active.set(gauge_value(calls));
+        self.metrics.mesh_rooms.set(gauge_value(mesh));
         let outs = locked.exchange.drain();
         let mut slow = Vec::new();
         for out in outs {

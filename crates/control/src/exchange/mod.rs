@@ -349,6 +349,11 @@ impl Exchange {
         all
     }
 
+    /// (registered peers, running calls, mesh rooms), for the gauges.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.peers.len(), self.calls.len(), self.mesh.len())
+    }
+
     pub fn calls(&self) -> Vec<CallInfo> {
         let mut all: Vec<CallInfo> = self.calls.values().map(Call::info).collect();
         all.sort_by(|a, b| a.call_id.cmp(&b.call_id));
