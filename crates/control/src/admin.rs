@@ -9,9 +9,10 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use switchboard_core::{AdminAction, AdminReply};
 use switchboard_protocol::admin::{
-    ApiErrorBody, MessageRequest, MuteRequest, ParticipantDetail, RoomDetail, RoomSummary,
-    SubscriptionRequest,
+    ApiErrorBody, MessageRequest, MuteRequest, ParticipantDetail, PeerSummary, RoomDetail,
+    RoomSummary, SubscriptionRequest,
 };
+use switchboard_protocol::peer::CallInfo;
 use switchboard_runtime::RuntimeError;
 
 use crate::auth::is_admin_secret;
@@ -106,6 +107,8 @@ impl FromRequestParts<AppState> for Admin {
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/rooms", get(list_rooms))
+        .route("/v1/peers", get(list_peers))
+        .route("/v1/calls", get(list_calls))
         .route("/v1/rooms/{room}", get(get_room).delete(close_room))
         .route("/v1/rooms/{room}/participants", get(list_participants))
         .route(
@@ -168,6 +171,16 @@ async fn ask(state: &AppState, room: &str, action: AdminAction) -> Result<AdminR
         AdminReply::NotFound(what) => Err(ApiError::NotFound(what)),
         other => Ok(other),
     }
+}
+
+/// Every peer registered on `/v1/peer` (presence), with its calls and mesh rooms.
+async fn list_peers(_: Admin, State(state): State<AppState>) -> Json<Vec<PeerSummary>> {
+    Json(state.exchange().with(|e| e.peers()))
+}
+
+/// Every call that has not ended.
+async fn list_calls(_: Admin, State(state): State<AppState>) -> Json<Vec<CallInfo>> {
+    Json(state.exchange().with(|e| e.calls()))
 }
 
 async fn list_rooms(

@@ -119,6 +119,27 @@ pub fn admit(
     }
 }
 
+/// The id of the API key that signed `credential` for `peer_id` (after [`verify`] accepted it):
+/// the scope a peer's presence is visible in.
+pub fn signing_key<'a>(
+    config: &'a AuthConfig,
+    credential: &Credential,
+    peer_id: &str,
+) -> Option<&'a str> {
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(credential.auth_token.as_bytes())
+        .ok()?;
+    let message = format!("{}:{}:{peer_id}", credential.timestamp, credential.ttl);
+    config
+        .keys
+        .iter()
+        .find(|key| {
+            let k = hmac::Key::new(hmac::HMAC_SHA256, key.secret.as_bytes());
+            hmac::verify(&k, message.as_bytes(), &token).is_ok()
+        })
+        .map(|key| key.id.as_str())
+}
+
 /// Does a bearer secret belong to one of the keys? Constant time per key.
 pub fn is_admin_secret(keys: &[ApiKey], presented: &str) -> bool {
     keys.iter().any(|k| {

@@ -169,4 +169,39 @@ pub struct ControlConfig {
     pub webhooks: WebhookConfig,
     pub limits: Limits,
     pub turn: TurnConfig,
+    pub calls: CallsConfig,
+}
+
+/// The `[calls]` settings: ringing calls and mesh rooms on `/v1/peer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct CallsConfig {
+    /// A callee that does not answer within this is `missed` (s).
+    pub ring_timeout_s: u64,
+    /// A peer whose connection dropped stays registered, and in its calls, this long (s).
+    pub reconnect_grace_s: u64,
+    /// Ring a peer that is in another call (call waiting) instead of answering `busy`.
+    pub ring_when_busy: bool,
+    /// Most callees one call rings (invited later included).
+    pub max_callees: usize,
+    /// Most calls one peer is in or rung for at once.
+    pub max_calls_per_peer: usize,
+    /// `callInitiate`s one peer may send per minute; 0 = unlimited.
+    pub initiate_per_minute: u32,
+    /// Most members of a mesh room.
+    pub mesh_max_members: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            ring_timeout_s: 30,
+            reconnect_grace_s: 20,
+            ring_when_busy: false,
+            max_callees: 8,
+            max_calls_per_peer: 4,
+            initiate_per_minute: 30,
+            mesh_max_members: 8,
+        }
+    }
 }

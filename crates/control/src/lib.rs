@@ -8,6 +8,7 @@
 mod admin;
 pub mod auth;
 mod config;
+mod exchange;
 mod metrics;
 mod ratelimit;
 mod session;
@@ -33,7 +34,8 @@ use switchboard_runtime::MediaRuntime;
 use tokio::sync::watch;
 
 pub use config::{
-    AdmissionConfig, ApiKey, AuthConfig, AuthMode, ControlConfig, Limits, TurnConfig, WebhookConfig,
+    AdmissionConfig, ApiKey, AuthConfig, AuthMode, CallsConfig, ControlConfig, Limits, TurnConfig,
+    WebhookConfig,
 };
 pub use metrics::Metrics;
 pub use webhooks::signature as webhook_signature;
@@ -73,6 +75,8 @@ struct Inner {
     joined: AtomicUsize,
     /// Live WHIP and WHEP sessions, by resource id.
     whip: whip::Resources,
+    /// Presence, calls and mesh rooms (`/v1/peer`).
+    exchange: Arc<exchange::ExchangeHandle>,
 }
 
 fn random_secret() -> String {
@@ -103,20 +107,22 @@ impl AppState {
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let secret = if config.webhooks.secret.is_empty() {
+            keys.first().map(|k| k.secret.clone()).unwrap_or_default()
+        } else {
+            config.webhooks.secret.clone()
+        };
+        let hooks = webhooks::start(
+            config.webhooks.clone(),
+            secret,
+            http.clone(),
+            metrics.clone(),
+        );
         if let Some(notifications) = runtime.take_notifications() {
-            let secret = if config.webhooks.secret.is_empty() {
-                keys.first().map(|k| k.secret.clone()).unwrap_or_default()
-            } else {
-                config.webhooks.secret.clone()
-            };
-            webhooks::spawn_notifications(
-                notifications,
-                config.webhooks.clone(),
-                secret,
-                http.clone(),
-                metrics.clone(),
-            );
+            webhooks::spawn_notifications(notifications, hooks.clone());
         }
+        let exchange =
+            exchange::ExchangeHandle::start(config.calls.clone(), hooks, runtime.clone());
         let (drain, _) = watch::channel(None);
         let whip = whip::Resources::new(metrics.http_sessions.clone());
         AppState {
@@ -138,6 +144,7 @@ impl AppState {
                 drain,
                 joined: AtomicUsize::new(0),
                 whip,
+                exchange,
             }),
         }
     }
@@ -158,6 +165,10 @@ impl AppState {
 
     pub(crate) fn config(&self) -> &ControlConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn exchange(&self) -> &Arc<exchange::ExchangeHandle> {
+        &self.inner.exchange
     }
 
     pub(crate) fn keys(&self) -> &[ApiKey] {
@@ -196,6 +207,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
         .route("/v1/ws", get(signalling))
+        .route("/v1/peer", get(peer_connection))
         .merge(admin::router())
         .merge(whip::router())
         .merge(web::router())
@@ -259,11 +271,45 @@ async fn signalling(
     State(state): State<AppState>,
     parts: axum::http::request::Parts,
 ) -> impl IntoResponse {
+    upgrade(ws, state, parts, |socket, state, remote, slot| {
+        session::run(socket, state, remote, slot)
+    })
+}
+
+/// `/v1/peer`: a peer connection (presence, calls, mesh rooms).
+async fn peer_connection(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> impl IntoResponse {
+    upgrade(ws, state, parts, |socket, state, remote, slot| {
+        exchange::connection::run(socket, state, remote, slot)
+    })
+}
+
+/// Admit a WebSocket (connection limits, counted before the upgrade: a refused client costs
+/// an HTTP response, not a task) and hand it to `serve`.
+fn upgrade<F, Fut>(
+    ws: WebSocketUpgrade,
+    state: AppState,
+    parts: axum::http::request::Parts,
+    serve: F,
+) -> axum::response::Response
+where
+    F: FnOnce(
+            axum::extract::ws::WebSocket,
+            AppState,
+            Option<SocketAddr>,
+            ratelimit::ConnectionSlot,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let remote = parts
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    // Counted before the upgrade: a refused client costs an HTTP response, not a task.
     let slot = match state.inner.connections.admit(remote.map(|a| a.ip())) {
         Ok(slot) => slot,
         Err(refusal) => {
@@ -283,6 +329,6 @@ async fn signalling(
     };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::run(socket, state, remote, slot))
+        .on_upgrade(move |socket| serve(socket, state, remote, slot))
         .into_response()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
 use switchboard_core::Notification;
-use switchboard_protocol::webhook::{AdmissionRequest, WebhookPayload};
+use switchboard_protocol::webhook::{AdmissionRequest, WebhookEvent, WebhookPayload};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 
@@ -44,15 +44,43 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     hex
 }
 
-/// Consume the runtime's notifications: metrics for connect times, webhooks for events.
-pub(crate) fn spawn_notifications(
-    mut notifications: mpsc::Receiver<Notification>,
+/// Where events become webhook deliveries: the runtime's notifications and the exchange's
+/// presence and call events share one queue and one id sequence.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookSink {
+    queue: Option<mpsc::Sender<WebhookPayload>>,
+    seq: Arc<std::sync::atomic::AtomicU64>,
+    boot: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl WebhookSink {
+    /// Queue `event` for delivery; a full queue drops it (counted).
+    pub fn fire(&self, event: WebhookEvent) {
+        let Some(tx) = &self.queue else { return };
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let payload = WebhookPayload {
+            id: format!("{:x}-{seq}", self.boot),
+            at_ms: unix_ms(),
+            event,
+        };
+        if tx.try_send(payload).is_err() {
+            self.metrics
+                .webhook_deliveries
+                .with_label_values(&["dropped"])
+                .inc();
+        }
+    }
+}
+
+/// Start webhook delivery (when URLs are configured) and return the sink events go to.
+pub(crate) fn start(
     config: WebhookConfig,
     secret: String,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
-) {
-    let sender = (!config.urls.is_empty()).then(|| {
+) -> WebhookSink {
+    let queue = (!config.urls.is_empty()).then(|| {
         let (tx, rx) = mpsc::channel::<WebhookPayload>(config.queue.max(1));
         tokio::spawn(deliver_all(
             rx,
@@ -63,29 +91,26 @@ pub(crate) fn spawn_notifications(
         ));
         tx
     });
+    WebhookSink {
+        queue,
+        seq: Arc::default(),
+        boot: unix_ms(),
+        metrics,
+    }
+}
+
+/// Consume the runtime's notifications: metrics for connect times, webhooks for events.
+pub(crate) fn spawn_notifications(
+    mut notifications: mpsc::Receiver<Notification>,
+    sink: WebhookSink,
+) {
     tokio::spawn(async move {
-        let mut seq: u64 = 0;
-        let boot = unix_ms();
         while let Some(note) = notifications.recv().await {
             match note {
                 Notification::Connected { after, .. } => {
-                    metrics.join_to_media.observe(after.as_secs_f64());
+                    sink.metrics.join_to_media.observe(after.as_secs_f64());
                 }
-                Notification::Event(event) => {
-                    let Some(tx) = &sender else { continue };
-                    seq += 1;
-                    let payload = WebhookPayload {
-                        id: format!("{boot:x}-{seq}"),
-                        at_ms: unix_ms(),
-                        event,
-                    };
-                    if tx.try_send(payload).is_err() {
-                        metrics
-                            .webhook_deliveries
-                            .with_label_values(&["dropped"])
-                            .inc();
-                    }
-                }
+                Notification::Event(event) => sink.fire(event),
             }
         }
     });

@@ -68,3 +68,16 @@ pub struct ApiErrorBody {
     pub error: String,
     pub message: String,
 }
+
+/// A peer registered on `/v1/peer` (`GET /v1/peers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSummary {
+    pub peer_id: String,
+    /// The id of the API key its credential was signed with ("" without a credential).
+    pub key: String,
+    /// False while its connection is gone and the reconnect grace runs.
+    pub connected: bool,
+    pub calls: Vec<String>,
+    pub mesh_rooms: Vec<String>,
+}

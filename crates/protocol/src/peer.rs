@@ -52,7 +52,10 @@ pub enum PeerClientMessage {
     },
     /// Accept or reject a call you are being rung for.
     #[serde(rename_all = "camelCase")]
-    CallRespond { call_id: String, action: CallAction },
+    CallRespond {
+        call_id: String,
+        action: CallAction,
+    },
     /// Leave a call (the caller hanging up while it rings cancels it). `reason: failed` says the
     /// media connection could not be made or kept.
     #[serde(rename_all = "camelCase")]
@@ -269,11 +272,17 @@ pub enum PeerServerMessage {
         calls: Vec<CallInfo>,
     },
     #[serde(rename_all = "camelCase")]
-    Peers { peer_ids: Vec<String> },
+    Peers {
+        peer_ids: Vec<String>,
+    },
     /// Reply to `callInitiate`: the call exists and rings.
-    CallCreated { call: CallInfo },
+    CallCreated {
+        call: CallInfo,
+    },
     /// You are being rung.
-    CallIncoming { call: CallInfo },
+    CallIncoming {
+        call: CallInfo,
+    },
     #[serde(rename_all = "camelCase")]
     CallStateChanged {
         call_id: String,
@@ -282,7 +291,10 @@ pub enum PeerServerMessage {
         end_reason: Option<CallEndReason>,
     },
     #[serde(rename_all = "camelCase")]
-    CallParticipantJoined { call_id: String, peer_id: String },
+    CallParticipantJoined {
+        call_id: String,
+        peer_id: String,
+    },
     /// Somebody is out of the call: they hung up, rejected, did not answer, were busy.
     #[serde(rename_all = "camelCase")]
     CallParticipantLeft {
@@ -316,7 +328,10 @@ pub enum PeerServerMessage {
         peer: MeshMember,
     },
     #[serde(rename_all = "camelCase")]
-    MeshPeerLeft { room: String, peer_id: String },
+    MeshPeerLeft {
+        room: String,
+        peer_id: String,
+    },
     MeshSignal {
         room: String,
         from: String,
@@ -328,12 +343,18 @@ pub enum PeerServerMessage {
         data: Payload,
     },
     #[serde(rename_all = "camelCase")]
-    CredentialUpdated { expires_at: u64 },
+    CredentialUpdated {
+        expires_at: u64,
+    },
     Pong {},
     #[serde(rename_all = "camelCase")]
-    Draining { deadline_ms: u64 },
+    Draining {
+        deadline_ms: u64,
+    },
     /// The registration ended; the connection closes after it.
-    Left { reason: PeerLeaveReason },
+    Left {
+        reason: PeerLeaveReason,
+    },
     Error {
         code: ErrorCode,
         message: String,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::peer::{CallEndReason, CallKind, CallMedia};
 use crate::{LeaveReason, MediaKind};
 
 /// One room or participant event.
@@ -40,6 +41,30 @@ pub enum WebhookEvent {
         peer_id: String,
         track_id: String,
     },
+    /// A peer registered on `/v1/peer` (presence).
+    #[serde(rename_all = "camelCase")]
+    PeerOnline {
+        peer_id: String,
+    },
+    /// A peer left, or stayed disconnected past the reconnect grace.
+    #[serde(rename_all = "camelCase")]
+    PeerOffline {
+        peer_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallStarted {
+        call_id: String,
+        caller_id: String,
+        callee_ids: Vec<String>,
+        media: CallMedia,
+        call_type: CallKind,
+    },
+    #[serde(rename_all = "camelCase")]
+    CallEnded {
+        call_id: String,
+        end_reason: CallEndReason,
+        duration_ms: u64,
+    },
 }
 
 impl WebhookEvent {
@@ -52,6 +77,10 @@ impl WebhookEvent {
             WebhookEvent::ParticipantLeft { .. } => "participantLeft",
             WebhookEvent::TrackPublished { .. } => "trackPublished",
             WebhookEvent::TrackUnpublished { .. } => "trackUnpublished",
+            WebhookEvent::PeerOnline { .. } => "peerOnline",
+            WebhookEvent::PeerOffline { .. } => "peerOffline",
+            WebhookEvent::CallStarted { .. } => "callStarted",
+            WebhookEvent::CallEnded { .. } => "callEnded",
         }
     }
 }

@@ -107,6 +107,10 @@ impl Session {
         }
         .map_err(|e| (e.code(), e.message()))?;
         let peer_id = peer_id.unwrap_or_else(random_peer_id);
+        // `call.<id>` rooms are their call's; mesh rooms are not joined here.
+        self.state
+            .exchange()
+            .with(|e| e.may_join_sfu(&room, &peer_id))?;
         let name = name.unwrap_or_else(|| peer_id.clone());
         let runtime = self.state.runtime().clone();
         let max_rooms = self.state.config().limits.max_rooms;

@@ -8,8 +8,8 @@ use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer};
 use switchboard_core::{Command, ParticipantId};
 use switchboard_protocol::webhook::SignalCheck;
 use switchboard_protocol::{
-    validate_peer_id, ClientMessage, Credential, ErrorCode, LeaveReason, MediaKind, ServerMessage,
-    TrackPublication, TrackSource, MAX_TRACK_DESCRIPTION,
+    validate_peer_id, ClientMessage, Credential, ErrorCode, LeaveReason, MediaKind, RoomMode,
+    ServerMessage, TrackPublication, TrackSource, MAX_TRACK_DESCRIPTION,
 };
 
 use super::join::{runtime_error_parts, JoinRequest};
@@ -100,10 +100,20 @@ impl Session {
                 room,
                 name,
                 peer_id,
-                mode: _,
+                mode,
                 credential,
                 auto_subscribe,
             } => {
+                if mode == RoomMode::Mesh {
+                    self.count_refusal(ErrorCode::WrongRoomMode);
+                    self.send(error(
+                        ErrorCode::WrongRoomMode,
+                        "mesh rooms are joined on the peer connection (/v1/peer) with meshJoin",
+                        Some("join"),
+                    ))
+                    .await;
+                    return;
+                }
                 // The admission hook sees the join as the client sent it, custom fields too.
                 let raw = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
                 let request = JoinRequest {

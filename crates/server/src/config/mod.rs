@@ -51,7 +51,9 @@ pub use layers::load;
 pub use settings::Config;
 
 use setting::key;
-use settings::{AdmissionSettings, AuthSettings, LimitSettings, TurnSettings, WebhookSettings};
+use settings::{
+    AdmissionSettings, AuthSettings, CallSettings, LimitSettings, TurnSettings, WebhookSettings,
+};
 use values::ApiKeyEntry;
 
 /// What the command line asks for.
@@ -125,6 +127,15 @@ impl Config {
             secret: turn_secret,
             ttl_s,
         } = &self.turn;
+        let CallSettings {
+            ring_timeout_s,
+            reconnect_grace_s,
+            ring_when_busy,
+            max_callees,
+            max_calls_per_peer,
+            initiate_per_minute,
+            mesh_max_members,
+        } = &self.calls;
         ControlConfig {
             auth: AuthConfig {
                 mode: *mode,
@@ -171,6 +182,15 @@ impl Config {
                 secret: turn_secret.clone(),
                 ttl_s: *ttl_s,
             },
+            calls: switchboard_control::CallsConfig {
+                ring_timeout_s: *ring_timeout_s,
+                reconnect_grace_s: *reconnect_grace_s,
+                ring_when_busy: *ring_when_busy,
+                max_callees: *max_callees,
+                max_calls_per_peer: *max_calls_per_peer,
+                initiate_per_minute: *initiate_per_minute,
+                mesh_max_members: *mesh_max_members,
+            },
         }
     }
 
@@ -202,6 +222,7 @@ impl Config {
             admission: _,
             webhooks: _,
             turn: _,
+            calls: _,
             limits,
         } = self;
         let ports = parse_port_list(udp_ports)

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use switchboard_control::{AuthConfig, AuthMode, Limits, TurnConfig, WebhookConfig};
+use switchboard_control::{AuthConfig, AuthMode, CallsConfig, Limits, TurnConfig, WebhookConfig};
 
 use super::macros::settings;
 use super::values::ApiKeyEntry;
@@ -22,6 +22,7 @@ const AUTH: &str = "Authentication";
 const HOOKS: &str = "Admission and webhooks";
 const LIMITS: &str = "Limits";
 const TURN: &str = "TURN";
+const CALLS: &str = "Calls and mesh rooms";
 
 settings! {
     /// The effective configuration of one `switchboard` process. `--print-config` prints it as
@@ -121,6 +122,24 @@ settings! {
         secret: String = String::new(), "SECRET" in TURN, hide_env();
         /// How long a minted TURN credential stays valid (s): the TURN server refuses it after.
         ttl_s: u64 = TurnConfig::default().ttl_s, "S" in TURN;
+    }
+
+    /// `[calls]`: ringing calls and mesh rooms on the peer connection (docs/protocol-peer.md).
+    [calls] CallSettings, flags "call-" {
+        /// A callee that does not answer within this is `missed` (s).
+        ring_timeout_s: u64 = CallsConfig::default().ring_timeout_s, "S" in CALLS;
+        /// A peer whose peer connection dropped stays registered, and in its calls, this long (s).
+        reconnect_grace_s: u64 = CallsConfig::default().reconnect_grace_s, "S" in CALLS;
+        /// Ring a peer that is in another call (call waiting) instead of answering `busy`.
+        ring_when_busy: bool = CallsConfig::default().ring_when_busy, "BOOL" in CALLS;
+        /// Most peers one call rings.
+        max_callees: usize = CallsConfig::default().max_callees, "N" in CALLS;
+        /// Most calls one peer is in or rung for at once.
+        max_calls_per_peer: usize = CallsConfig::default().max_calls_per_peer, "N" in CALLS;
+        /// callInitiate messages one peer may send per minute; 0 = unlimited.
+        initiate_per_minute: u32 = CallsConfig::default().initiate_per_minute, "N" in CALLS;
+        /// Most members of a mesh room.
+        mesh_max_members: usize = CallsConfig::default().mesh_max_members, "N" in CALLS;
     }
 
     /// `[limits]`: what one server, room or client may use. Their flags have no prefix.
