@@ -398,3 +398,38 @@ export async function demoCall({ browser, server }) {
     await bob.closeContext();
   }
 }
+
+/** The peer connection drops mid-call: the SDK resumes it with the token and the call goes on. */
+export async function presenceResume({ browser, server, report }) {
+  const a = uid('alice');
+  const b = uid('bob');
+  const alice = await callPage(browser, server.base, server.host, a);
+  const bob = await callPage(browser, server.base, server.host, b);
+  try {
+    const callId = await ring(alice, bob, { to: b, colour: 'red', options: { media: 'p2p' } });
+    await answer(bob, callId, { colour: 'green' });
+    await expectColour(bob, callId, 'red');
+    const t0 = Date.now();
+    // Cut Alice's /v1/peer WebSocket (not her media): the SDK registers again with its token.
+    await alice.evaluate(() => {
+      window.disconnects = 0;
+      window.peer.on('disconnected', () => { window.disconnects += 1; });
+      window.peer._presence._channel.ws.close();
+    });
+    await waitFor('Alice to be registered again', () => alice.evaluate(() => window.disconnects === 1 && window.peer._presence.up), { timeout: 10000 });
+    report(`peer connection resumed ${Date.now() - t0} ms after the cut`);
+    const still = await callState(alice, callId);
+    assert(still.state !== 'ended', `the call ended on the cut: ${JSON.stringify(still)}`);
+    await expectColour(bob, callId, 'red');
+    // Call messages flow on the new connection: Alice's hangup reaches Bob.
+    await alice.evaluate(() => window.out.c.close());
+    await expectEnded(bob, callId, 'completed');
+    const ids = await bob.evaluate(() => window.peer.listAllPeers());
+    assert(ids.includes(a) && ids.includes(b), `listAllPeers after the resume: ${JSON.stringify(ids)}`);
+    const errors = await alice.evaluate(() => window.peerErrors);
+    assert(errors.length === 0, `Alice's peer errors: ${JSON.stringify(errors)}`);
+  } finally {
+    await alice.closeContext();
+    await bob.closeContext();
+  }
+}
