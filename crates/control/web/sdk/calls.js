@@ -192,12 +192,14 @@ export class MediaConnection extends Emitter {
   close(reason) {
     if (this.closed) return;
     if (!this.initiator && !this._answered) {
+      // Hanging up a call that rings here declines it.
       this.reject();
-    } else {
-      const message = { type: 'callHangup' };
-      if (reason === 'failed') message.reason = 'failed';
-      this._send(message);
+      this._end('rejected', false);
+      return;
     }
+    const message = { type: 'callHangup' };
+    if (reason === 'failed') message.reason = 'failed';
+    this._send(message);
     this._end(this.initiator && (this.state === 'ringing' || this.state === 'initiating') ? 'cancelled' : 'completed', false);
   }
 
