@@ -84,6 +84,7 @@ export class Presence {
   }
 
   _onRegistered(channel, message) {
+    const resumed = this._resumeToken !== null;
     this._channel = channel;
     this._resumeToken = message.resumeToken ?? null;
     this.iceServers = Array.isArray(message.iceServers) ? message.iceServers : [];
@@ -104,7 +105,7 @@ export class Presence {
     const pending = this._outbox;
     this._outbox = [];
     for (const m of pending) this.send(m);
-    for (const call of message.calls ?? []) this.peer._onCallResumed(call);
+    if (resumed) this.peer._onCallsResumed(message.calls ?? []);
   }
 
   _reconnect() {

@@ -346,10 +346,17 @@ export class Peer extends Emitter {
     this._emit('call', call);
   }
 
-  /** After a take-over: the calls the server still has us in. */
-  _onCallResumed(info) {
-    const call = this._calls.get(info.callId);
-    if (call) call._setState(info.state);
+  /**
+   * After a resume: the calls the server still has us in. The others ended while we were away
+   * (past the grace the server ends them `failed`, and the news went to the old connection).
+   */
+  _onCallsResumed(infos) {
+    const live = new Map(infos.map((info) => [info.callId, info]));
+    for (const call of [...this._calls.values()]) {
+      const info = live.get(call.id);
+      if (info) call._setState(info.state);
+      else call._end('failed', true);
+    }
   }
 
   _onMeshMessage(roomName, message) {
