@@ -252,6 +252,16 @@ export async function voiceThenVideo({ browser, server, report }) {
     await bob.evaluate((cid) => window.incoming.find((x) => x.id === cid).addTrack(window.sbt.colourTrack('blue')), callId);
     await expectColour(alice, callId, 'blue');
     await expectColour(bob, callId, 'yellow');
+    // LumenJS media-toggle: Alice mutes her microphone; Bob is told who and what.
+    await alice.evaluate(() => window.out.c.toggleMedia({ audio: false, video: true }));
+    const changed = await waitFor('Bob to get mediaChanged', () => bob.evaluate((cid) => {
+      const e = window.incoming.find((x) => x.id === cid).events.filter((x) => x[0] === 'mediaChanged');
+      return e.length ? e[e.length - 1][1] : null;
+    }, callId), { timeout: 5000 });
+    assert(changed.peerId === a && changed.audio === false && changed.video === true && changed.screenShare === false,
+      `Bob's mediaChanged: ${JSON.stringify(changed)}`);
+    const muted = await alice.evaluate(() => window.out.c.localStream.getAudioTracks().every((t) => !t.enabled));
+    assert(muted, 'Alice\'s audio track is still enabled after toggleMedia({ audio: false })');
     await bob.evaluate((cid) => window.incoming.find((x) => x.id === cid).close(), callId);
     await expectEnded(alice, callId, 'completed');
   } finally {
@@ -373,7 +383,8 @@ export async function demoCall({ browser, server }) {
   const bob = await newPage(browser, 'demo-bob');
   try {
     for (const page of [alice, bob]) {
-      await page.goto(`${server.base}/?quality=low`);
+      // debug: the SDK logs every message to the console (artifacts/browser-console.log).
+      await page.goto(`${server.base}/?quality=low&debug`);
       await waitFor(`${page.label} to show its peer id`, async () => /\S/.test(await page.textContent('#my-peer-id')), { timeout: 10000 });
     }
     const bobId = (await bob.textContent('#my-peer-id')).trim();
@@ -382,8 +393,17 @@ export async function demoCall({ browser, server }) {
     await bob.waitForSelector('#incoming:not([hidden])', { timeout: 10000 });
     await waitFor('Alice to show ringing', async () => /ringing/.test(await alice.textContent('#call-state')), { timeout: 10000 });
     await bob.click('#accept-call');
+    const shown = (page) => page.evaluate(() => ({
+      state: document.getElementById('call-state').textContent,
+      error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
+      log: [...document.querySelectorAll('#log li')].slice(-6).map((li) => li.textContent),
+    }));
     for (const page of [alice, bob]) {
-      await waitFor(`${page.label} to show connected`, async () => /connected/.test(await page.textContent('#call-state')), { timeout: 20000 });
+      try {
+        await waitFor(`${page.label} to show connected`, async () => /connected/.test(await page.textContent('#call-state')), { timeout: 20000 });
+      } catch (err) {
+        throw new Error(`${err.message}; Alice shows ${JSON.stringify(await shown(alice))}, Bob ${JSON.stringify(await shown(bob))}`);
+      }
       await waitFor(`${page.label} to show the remote video`, () => page.evaluate(() => {
         const v = document.getElementById('call-remote');
         return v && v.srcObject && v.videoWidth > 0;
