@@ -18,6 +18,9 @@ const CALL_OPTIONS = new Set([
 const CONNECT_OPTIONS = new Set(['label', 'metadata', 'serialization', 'callId']);
 export const SERIALIZATIONS = ['binary', 'json', 'none'];
 const MAX_METADATA_BYTES = 4096;
+/** A callee of an sfu call joins the call's room at most this long (ms) after accepting. */
+const ACCEPT_SETTLE_MS = 1500;
+const ACCEPTED_STATES = ['connecting', 'connected', 'reconnecting'];
 
 function checkCallId(id) {
   if (typeof id !== 'string' || !TOKEN.test(id)) throw invalid(`callId must be a call id (${TOKEN_RULE})`);
@@ -134,6 +137,8 @@ export class MediaConnection extends Emitter {
     this._pendingSignals = [];
     this._remote = new RemoteStreams(this.remoteId, (event, ...args) => this._emit(event, ...args));
     this._answered = initiator;
+    this._joinTimer = null;
+    this._joinRetried = false;
   }
 
   /** The remote stream currently received (the first one), or null. */
@@ -177,7 +182,13 @@ export class MediaConnection extends Emitter {
     this.answeredAt = performance.now();
     if (this.media === 'p2p') this._startLink();
     this._send({ type: 'callRespond', action: 'accept' });
-    if (this.media === 'sfu') this._joinRoom();
+    if (this.media === 'sfu') {
+      // The call's room admits us once the server has the accept: join on its state change
+      // (`connecting`), which comes after it (our join travels on another socket and could
+      // overtake the accept). Should that change not come (a group call already connecting),
+      // join after a moment anyway.
+      this._joinTimer = setTimeout(() => this._joinRoom(), ACCEPT_SETTLE_MS);
+    }
   }
 
   /** Decline a ringing call (the caller sees `rejected`). */
@@ -268,6 +279,8 @@ export class MediaConnection extends Emitter {
   // ------------------------------------------------------------------------ sfu media
 
   _joinRoom() {
+    clearTimeout(this._joinTimer);
+    this._joinTimer = null;
     if (this.room || this.closed) return;
     const o = this._options;
     const roomOptions = { stream: this.localStream ?? undefined };
@@ -290,7 +303,16 @@ export class MediaConnection extends Emitter {
     room.on('remoteTrackEnded', (t) => this._emit('removetrack', t));
     room.on('data', ({ data }) => this._emit('data', data));
     room.on('connectionState', (state) => this._onTransport(state));
-    room.on('error', (err) => this._emit('error', err));
+    room.on('error', (err) => {
+      if (err.type === 'notInCall' && !room.open && !this._joinRetried) {
+        // The accept had not reached the call yet: once more, a little later.
+        this._joinRetried = true;
+        this._log('call room refused the join (notInCall); retrying');
+        this._joinTimer = setTimeout(() => this._joinRoom(), ACCEPT_SETTLE_MS);
+        return;
+      }
+      this._emit('error', err);
+    });
     room.on('close', () => {
       if (this.room === room) this.room = null;
     });
@@ -369,8 +391,12 @@ export class MediaConnection extends Emitter {
         if (this.media === 'sfu' && this.callType !== 'data') this._joinRoom();
         break;
       case 'callStateChanged':
-        if (message.state === 'ended') this._end(message.endReason ?? 'completed', true);
-        else this._setState(message.state);
+        if (message.state === 'ended') {
+          this._end(message.endReason ?? 'completed', true);
+          break;
+        }
+        this._setState(message.state);
+        if (this._joinTimer && ACCEPTED_STATES.includes(message.state)) this._joinRoom();
         break;
       case 'callParticipantJoined':
         this._emit('participantJoined', message.peerId);
@@ -413,6 +439,8 @@ export class MediaConnection extends Emitter {
     this.open = false;
     this.endReason = reason;
     this.state = 'ended';
+    clearTimeout(this._joinTimer);
+    this._joinTimer = null;
     this._link?.close();
     this._link = null;
     this.room?.close();
