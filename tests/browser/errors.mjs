@@ -63,7 +63,7 @@ export async function sdkErrors({ browser, server, report }) {
       };
       const peer = new Peer({ host: goodHost });
       out.sync = {
-        mesh: throws(() => peer.joinRoom('r1', { mode: 'mesh' })),
+        mesh: throws(() => peer.joinRoom('r1', { mode: 'p2p' })),
         vp9: throws(() => peer.joinRoom('r2', { videoCodec: 'VP9' })),
         g711: throws(() => peer.joinRoom('r3', { audioCodec: 'PCMU' })),
         bandwidth: throws(() => peer.joinRoom('r4', { videoBandwidth: -5 })),

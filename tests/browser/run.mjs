@@ -20,6 +20,10 @@ import { resumeAfterGrace, resumeAfterOutages } from './resume.mjs';
 import { iceTcpWhenUdpIsBlocked } from './icetcp.mjs';
 import { turnExpiredRefused, turnRelayCall } from './turn.mjs';
 import { whipAndWhep } from './whip.mjs';
+import {
+  callEndReasons, dataConnections, demoCall, meshRoomOfThree, p2pCall, presenceResume, sfuCall,
+  voiceThenVideo,
+} from './calls.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -36,6 +40,14 @@ const TESTS = [
   { name: 'ICE-TCP: UDP blocked by nftables, media over the TCP port', run: iceTcpWhenUdpIsBlocked, timeout: 90000 },
   { name: 'TURN: relay-only member through coturn (UDP, then TCP to it) exchanges media with a direct one', run: turnRelayCall, timeout: 150000 },
   { name: 'TURN: expired and forged credentials are refused by coturn, a fresh one is not', run: turnExpiredRefused, timeout: 90000 },
+  { name: 'calls: p2p 1:1 call, colours, audio and data both ways, hangup', run: p2pCall, timeout: 90000 },
+  { name: 'calls: end reasons rejected, cancelled, busy, missed', run: callEndReasons, timeout: 120000 },
+  { name: 'calls: voice-only p2p call adds video mid-call', run: voiceThenVideo, timeout: 90000 },
+  { name: 'calls: sfu 1:1 call, colours, audio and data both ways, hangup', run: sfuCall, timeout: 90000 },
+  { name: 'calls: mesh room of three', run: meshRoomOfThree, timeout: 90000 },
+  { name: 'calls: DataConnection json and binary', run: dataConnections, timeout: 60000 },
+  { name: 'calls: demo page call by id, accept, hang up', run: demoCall, timeout: 60000 },
+  { name: 'calls: the peer connection resumes mid-call; listAllPeers', run: presenceResume, timeout: 60000 },
   { name: 'WHIP publisher and WHEP player pages (plain RTCPeerConnection + fetch, another origin)', run: whipAndWhep, timeout: 90000 },
 ];
 

@@ -12,7 +12,7 @@ const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
-const SDK_MODULES: [(&str, &str); 6] = [
+const SDK_MODULES: [(&str, &str); 10] = [
     (
         "/sdk/switchboard.js",
         include_str!("../web/sdk/switchboard.js"),
@@ -25,6 +25,10 @@ const SDK_MODULES: [(&str, &str); 6] = [
     ),
     ("/sdk/tracks.js", include_str!("../web/sdk/tracks.js")),
     ("/sdk/resume.js", include_str!("../web/sdk/resume.js")),
+    ("/sdk/presence.js", include_str!("../web/sdk/presence.js")),
+    ("/sdk/calls.js", include_str!("../web/sdk/calls.js")),
+    ("/sdk/p2p.js", include_str!("../web/sdk/p2p.js")),
+    ("/sdk/mesh.js", include_str!("../web/sdk/mesh.js")),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

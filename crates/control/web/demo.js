@@ -383,6 +383,108 @@ async function toggle(kind) {
   }
 }
 
+// ------------------------------------------------------------------------- call a peer
+//
+// A ringing 1:1 call on the peer connection: peer.call(id, stream, { media }) and, on the other
+// tab, peer.on('call', (call) => call.answer(stream)). One call at a time.
+
+const callUi = {
+  myId: $('my-peer-id'),
+  form: $('call-form'),
+  callee: $('callee'),
+  p2p: $('call-p2p'),
+  call: $('call-peer'),
+  hangup: $('hangup-call'),
+  incoming: $('incoming'),
+  incomingText: $('incoming-text'),
+  accept: $('accept-call'),
+  reject: $('reject-call'),
+  state: $('call-state'),
+  remote: $('call-remote'),
+};
+let currentCall = null;
+let callStream = null;
+
+function showCallState(text) {
+  callUi.state.textContent = text;
+}
+
+function wireCall(call) {
+  currentCall = call;
+  callUi.call.hidden = true;
+  callUi.hangup.hidden = false;
+  showCallState(`call ${call.initiator ? 'to' : 'from'} ${call.remoteId}: ${call.state}`);
+  call.on('stateChanged', ({ state, endReason }) => {
+    showCallState(`call ${call.initiator ? 'to' : 'from'} ${call.remoteId}: ${state}${endReason ? ` (${endReason})` : ''}`);
+    log(`call ${call.id}: ${state}${endReason ? ` ${endReason}` : ''}`);
+  });
+  call.on('stream', (stream) => {
+    callUi.remote.srcObject = stream;
+    callUi.remote.hidden = false;
+    callUi.remote.muted = true;
+    callUi.remote.play().catch(() => {});
+  });
+  call.on('error', (err) => showError(err));
+  call.on('close', () => {
+    if (currentCall !== call) return;
+    currentCall = null;
+    callUi.incoming.hidden = true;
+    callUi.call.hidden = false;
+    callUi.hangup.hidden = true;
+    callUi.remote.hidden = true;
+    callUi.remote.srcObject = null;
+    for (const t of callStream?.getTracks() ?? []) t.stop();
+    callStream = null;
+  });
+}
+
+async function placeCall(event) {
+  event.preventDefault();
+  clearError();
+  const to = callUi.callee.value.trim();
+  if (!to || currentCall) return;
+  try {
+    callStream = await getMedia(true, true);
+    wireCall(getPeer().call(to, callStream, { media: callUi.p2p.checked ? 'p2p' : 'sfu' }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function onIncoming(call) {
+  if (currentCall) {
+    call.reject();
+    return;
+  }
+  wireCall(call);
+  callUi.incomingText.textContent = `${call.remoteId} is calling (${call.callType}, ${call.media})`;
+  callUi.incoming.hidden = false;
+}
+
+callUi.form.addEventListener('submit', placeCall);
+callUi.hangup.addEventListener('click', () => currentCall?.close());
+callUi.accept.addEventListener('click', async () => {
+  const call = currentCall;
+  if (!call) return;
+  callUi.incoming.hidden = true;
+  try {
+    callStream = await getMedia(true, call.callType === 'video');
+    call.answer(callStream);
+  } catch (err) {
+    showError(err);
+    call.reject();
+  }
+});
+callUi.reject.addEventListener('click', () => {
+  callUi.incoming.hidden = true;
+  currentCall?.reject();
+});
+{
+  const p = getPeer();
+  p.on('open', (id) => { callUi.myId.textContent = id; });
+  p.on('call', onIncoming);
+}
+
 ui.form.addEventListener('submit', join);
 ui.leave.addEventListener('click', () => room?.close());
 ui.mic.addEventListener('click', () => toggle('audio'));

@@ -219,7 +219,7 @@ export function parseRoomOptions(options) {
   }
   const mode = options.mode ?? 'sfu';
   if (mode !== 'sfu') {
-    throw invalid(`room mode ${JSON.stringify(mode)} is not supported: Switchboard rooms are 'sfu'`);
+    throw invalid(`room mode ${JSON.stringify(mode)} is not supported: Switchboard rooms are 'sfu' or 'mesh'`);
   }
   const stream = options.stream ?? null;
   if (stream !== null) checkStream(stream);

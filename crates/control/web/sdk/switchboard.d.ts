@@ -33,6 +33,16 @@ export type ServerErrorType =
   | 'unknownTrack'
   | 'invalidTrack'
   | 'resumeFailed'
+  // The peer connection (docs/protocol-peer.md).
+  | 'alreadyRegistered'
+  | 'notRegistered'
+  | 'unknownCall'
+  | 'callIdTaken'
+  | 'invalidCall'
+  | 'tooManyCalls'
+  | 'notInCall'
+  | 'wrongRoomMode'
+  | 'notInRoom'
   | 'internal';
 
 /** Errors the SDK itself detects. */
@@ -57,7 +67,11 @@ export type SdkErrorType =
   /** The peer was destroyed. */
   | 'peerDestroyed'
   /** The room was closed. */
-  | 'roomClosed';
+  | 'roomClosed'
+  /** A call method used after the call ended. */
+  | 'callEnded'
+  /** A DataConnection with serialization 'json' received a message that is not JSON. */
+  | 'invalidData';
 
 export type SwitchboardErrorType = ServerErrorType | SdkErrorType;
 
@@ -160,7 +174,7 @@ export interface MediaState {
 }
 
 export interface RoomOptions {
-  /** Only 'sfu' exists. Default 'sfu'. */
+  /** 'sfu' (default); `{ mode: 'mesh' }` joins a MeshRoom instead (see MeshRoomOptions). */
   mode?: 'sfu';
   /** What to send: at most one audio and one video track. Omit or null to only receive. */
   stream?: MediaStream | null;
@@ -342,7 +356,168 @@ export interface PeerEvents {
   disconnected: (id: string) => void;
   /** The credential runs out in this many seconds (a minute ahead): call updateCredential. */
   expiresIn: (seconds: number) => void;
+  /** Somebody is calling: answer(stream) or reject(). */
+  call: (call: MediaConnection) => void;
+  /** Somebody opened a DataConnection (accepted already). */
+  connection: (connection: DataConnection) => void;
+  /** The server is draining: the peer connection closes within this many ms. */
+  draining: (deadlineMs: number) => void;
   [event: string]: (...args: any[]) => void;
+}
+
+/** A call's state, owned by the server (LumenJS's state machine). */
+export type CallState = 'initiating' | 'ringing' | 'connecting' | 'connected' | 'reconnecting' | 'ended';
+
+/** Why a call ended, or why one participant is out of it. */
+export type CallEndReason = 'completed' | 'rejected' | 'missed' | 'busy' | 'failed' | 'cancelled';
+
+export interface CallOptions {
+  /** Your own call id (peer id rules); random when absent. */
+  callId?: string;
+  /** Kept on this side only (SkyWay's label); put what the callee should see in `metadata`. */
+  label?: string;
+  /** Any JSON value (at most 4 KiB) the callee sees as `call.metadata`. */
+  metadata?: unknown;
+  /** 'sfu' (default): through the private SFU room `call.<callId>`; 'p2p': browser to browser. */
+  media?: 'sfu' | 'p2p';
+  /** Default: 'audio' for a stream without video, else 'video'. */
+  callType?: 'audio' | 'video';
+  /** Passed through to the callee and webhooks (LumenJS). */
+  conversationId?: string;
+  videoBandwidth?: number;
+  audioBandwidth?: number;
+  videoCodec?: 'VP8' | 'H264';
+  audioCodec?: 'opus';
+}
+
+export interface ConnectOptions {
+  callId?: string;
+  label?: string;
+  metadata?: unknown;
+  /** 'binary' (default): ArrayBuffer/typed arrays and strings as they are, other values as JSON text; 'json': JSON both ways; 'none': what the data channel takes. */
+  serialization?: 'binary' | 'json' | 'none';
+}
+
+export interface MediaConnectionEvents {
+  /** The server moved the call (initiating → ringing → connecting → connected ⇄ reconnecting → ended). */
+  stateChanged: (event: { state: CallState; endReason: CallEndReason | null }) => void;
+  /** p2p: the call's data channel is open on both sides; sfu: the call's room is joined. */
+  open: () => void;
+  /** The other side's media (a MediaStream with `peerId`). */
+  stream: (stream: RemoteStream) => void;
+  removestream: (stream: RemoteStream) => void;
+  track: (track: MediaStreamTrack, stream: RemoteStream | null) => void;
+  removetrack: (track: MediaStreamTrack | { peerId: string; trackId: string; mid: string }, stream?: RemoteStream) => void;
+  /** p2p: what the other side sent with send(); sfu: its room message's data. */
+  data: (data: unknown) => void;
+  participantJoined: (peerId: string) => void;
+  participantLeft: (event: { peerId: string; reason: CallEndReason }) => void;
+  /** The other side's callMediaToggle (LumenJS media-changed). */
+  mediaChanged: (event: { peerId: string; audio: boolean; video: boolean; screenShare: boolean }) => void;
+  /** The call ended (after stateChanged `ended`). */
+  close: () => void;
+  error: (error: SwitchboardError) => void;
+  [event: string]: (...args: any[]) => void;
+}
+
+/** One 1:1 call (SkyWay's MediaConnection, Artico's call, LumenJS's call). */
+export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
+  readonly type: 'media' | 'data';
+  /** The call id; also `callId` and `connectionId`. */
+  readonly id: string;
+  readonly callId: string;
+  readonly connectionId: string;
+  /** Artico's session: "call:<callId>". */
+  readonly session: string;
+  readonly metadata: unknown;
+  readonly label: string;
+  /** True on the caller's side. */
+  readonly initiator: boolean;
+  /** The other side's peer id (also `peerId`). */
+  readonly remoteId: string;
+  readonly peerId: string;
+  readonly media: 'sfu' | 'p2p';
+  readonly callType: 'audio' | 'video' | 'data';
+  readonly state: CallState;
+  readonly endReason: CallEndReason | null;
+  readonly open: boolean;
+  readonly closed: boolean;
+  readonly localStream: MediaStream | null;
+  /** The first remote stream received, or null. */
+  readonly remoteStream: RemoteStream | null;
+  /** The RTCPeerConnection carrying the call (its own, or its SFU room's). */
+  readonly pc: RTCPeerConnection | null;
+  /** The SfuRoom of an 'sfu' call, once joined. */
+  readonly room: SfuRoom | null;
+  /** Callee: accept, sending `stream` (absent: receive only). */
+  answer(stream?: MediaStream | null, options?: { videoBandwidth?: number; audioBandwidth?: number; videoCodec?: 'VP8' | 'H264'; audioCodec?: 'opus' }): void;
+  /** Callee: decline (the caller sees `rejected`). */
+  reject(): void;
+  /** Hang up ('failed': the media could not be kept). The caller hanging up while it rings cancels the call. */
+  close(reason?: 'completed' | 'failed'): void;
+  /** Artico's name for close(). */
+  hangup(): void;
+  /** p2p: over the call's data channel; sfu: as a room message (JSON values). False when not open. */
+  send(data: unknown): boolean;
+  addStream(stream: MediaStream): Promise<void>;
+  /** Send one more track (voice-only → video): renegotiates. */
+  addTrack(track: MediaStreamTrack, stream?: MediaStream): Promise<unknown>;
+  removeTrack(track: MediaStreamTrack): Promise<unknown>;
+  /** Enable/disable the local tracks and tell the other side (mediaChanged). */
+  toggleMedia(state: { audio?: boolean; video?: boolean; screenShare?: boolean }): void;
+  getStats(): Promise<RTCStatsReport | Map<string, unknown>>;
+  on<E extends keyof MediaConnectionEvents>(event: E, listener: MediaConnectionEvents[E]): this;
+  once<E extends keyof MediaConnectionEvents>(event: E, listener: MediaConnectionEvents[E]): this;
+  off<E extends keyof MediaConnectionEvents>(event: E, listener?: MediaConnectionEvents[E]): this;
+}
+
+/** A data-only p2p call (SkyWay's DataConnection): events open, data, close, error. */
+export declare class DataConnection extends MediaConnection {
+  readonly type: 'data';
+  readonly serialization: 'binary' | 'json' | 'none';
+  readonly dataChannel: RTCDataChannel | null;
+  send(data: unknown): boolean;
+}
+
+export interface MeshRoomOptions {
+  mode: 'mesh';
+  stream?: MediaStream | null;
+  name?: string;
+}
+
+export interface MeshRoomEvents {
+  open: () => void;
+  peerJoin: (peerId: string) => void;
+  peerLeave: (peerId: string) => void;
+  stream: (stream: RemoteStream) => void;
+  removeStream: (stream: RemoteStream) => void;
+  track: (track: MediaStreamTrack, stream: RemoteStream) => void;
+  data: (message: { src: string; data: unknown }) => void;
+  connectionState: (event: { peerId: string; state: RTCPeerConnectionState }) => void;
+  close: () => void;
+  error: (error: SwitchboardError) => void;
+  [event: string]: (...args: any[]) => void;
+}
+
+/** A mesh room: one RTCPeerConnection per other member, signals relayed by the server. */
+export declare class MeshRoom implements Emitter<MeshRoomEvents> {
+  readonly name: string;
+  readonly mode: 'mesh';
+  readonly open: boolean;
+  readonly closed: boolean;
+  readonly localStream: MediaStream | null;
+  readonly members: string[];
+  readonly remoteStreams: RemoteStream[];
+  getPeerName(peerId: string): string | null;
+  getStream(peerId: string): RemoteStream | null;
+  getPeerConnection(peerId: string): RTCPeerConnection | null;
+  /** Any JSON value to everyone, or to `to`, over the peer connection. */
+  send(data: unknown, options?: { to?: string }): boolean;
+  replaceStream(stream: MediaStream | null): Promise<void>;
+  close(): void;
+  on<E extends keyof MeshRoomEvents>(event: E, listener: MeshRoomEvents[E]): this;
+  once<E extends keyof MeshRoomEvents>(event: E, listener: MeshRoomEvents[E]): this;
+  off<E extends keyof MeshRoomEvents>(event: E, listener?: MeshRoomEvents[E]): this;
 }
 
 export declare class Peer implements Emitter<PeerEvents> {
@@ -356,15 +531,28 @@ export declare class Peer implements Emitter<PeerEvents> {
   readonly destroyed: boolean;
   readonly disconnected: boolean;
   /** Rooms this peer is in, by name. */
-  readonly rooms: Map<string, SfuRoom>;
+  readonly rooms: Map<string, SfuRoom | MeshRoom>;
+  /** True while registered on the peer connection (/v1/peer): callable. */
+  readonly registered: boolean;
+  /** Calls by the other side's peer id (SkyWay). */
+  readonly connections: Record<string, MediaConnection[]>;
   /**
-   * Join a room (one WebSocket per room). Throws synchronously on invalid options; later
+   * Join a room (one WebSocket per SFU room). Throws synchronously on invalid options; later
    * failures (refused room name, network) arrive as the room's `error` event.
    */
   joinRoom(roomName: string, options?: RoomOptions): SfuRoom;
+  joinRoom(roomName: string, options: MeshRoomOptions): MeshRoom;
+  /** Ring `peerId`; `stream` is sent once it answers. */
+  call(peerId: string, stream?: MediaStream | null, options?: CallOptions): MediaConnection;
+  /** A data channel to `peerId` (accepted by its SDK without ringing). */
+  connect(peerId: string, options?: ConnectOptions): DataConnection;
+  /** Every peer id online under the same API key, this one included. */
+  listAllPeers(callback?: (peerIds: string[]) => void): Promise<string[]>;
+  /** Go offline on the peer connection (calls end, mesh rooms close); SFU rooms stay. */
+  disconnect(): void;
   /** Replace the credential (sent to every room, and used for later joins). */
   updateCredential(credential: Credential): void;
-  /** Leave every room and close every connection. */
+  /** Hang up every call, leave every room and close every connection. */
   destroy(): void;
   on<E extends keyof PeerEvents>(event: E, listener: PeerEvents[E]): this;
   once<E extends keyof PeerEvents>(event: E, listener: PeerEvents[E]): this;

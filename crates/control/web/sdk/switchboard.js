@@ -16,13 +16,18 @@
 
 import {
   Channel, DEFAULT_CONNECT_TIMEOUT_MS, EXPIRY_WARNING_S, Emitter, SwitchboardError, TOKEN,
-  TOKEN_RULE, checkCredential, checkSignalModifier, invalid, parseRoomOptions, randomId,
+  TOKEN_RULE, checkCredential, checkSignalModifier, checkStream, invalid, parseRoomOptions, randomId,
   signallingUrl,
 } from './core.js';
 import { SfuRoom } from './room.js';
+import { Presence } from './presence.js';
+import { DataConnection, MediaConnection, parseCallOptions, parseConnectOptions } from './calls.js';
+import { MeshRoom, parseMeshOptions } from './mesh.js';
 
 export { PROTOCOL_VERSION, SwitchboardError, signallingUrl } from './core.js';
 export { SfuRoom } from './room.js';
+export { MeshRoom } from './mesh.js';
+export { DataConnection, MediaConnection } from './calls.js';
 
 // ------------------------------------------------------------------------------------ Peer
 
@@ -34,8 +39,10 @@ const PEER_OPTIONS = new Set([
 const ICE_TRANSPORT_POLICIES = ['all', 'relay'];
 
 /**
- * A client of one Switchboard server. Events: `open` (peer id), `close`, `error` (SwitchboardError),
- * `disconnected` (peer id), `expiresIn` (seconds left on the credential, once, a minute before).
+ * A client of one Switchboard server. Events: `open` (peer id, once registered on the peer
+ * connection), `call` (an incoming MediaConnection), `connection` (an incoming DataConnection),
+ * `close`, `error` (SwitchboardError), `disconnected` (peer id), `expiresIn` (seconds left on the
+ * credential, once, a minute before), `draining` (ms).
  */
 export class Peer extends Emitter {
   constructor(options = {}) {
@@ -75,8 +82,15 @@ export class Peer extends Emitter {
     this.destroyed = false;
     /** True when the connection kept for the next joinRoom dropped (joinRoom reconnects). */
     this.disconnected = false;
-    /** Rooms this peer is in, by name. */
+    /** Rooms this peer is in, by name (SfuRoom and MeshRoom). */
     this.rooms = new Map();
+    /** Calls by remote peer id, as SkyWay: { [peerId]: [MediaConnection | DataConnection] }. */
+    this.connections = {};
+    /** True while the peer connection (/v1/peer) is registered: the peer can call and be called. */
+    this.registered = false;
+    this._calls = new Map();
+    this._presence = null;
+    this._registering = null;
     this._connectTimeout = connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this._debug = Boolean(debug);
     /** The app's own ICE servers; each room adds the ones its `joined` brings (TURN credentials). */
@@ -99,7 +113,8 @@ export class Peer extends Emitter {
     if (this.destroyed) throw new SwitchboardError('peerDestroyed', 'this peer was destroyed; create a new Peer');
     this.credential = checkCredential(credential);
     this._scheduleExpiryWarning();
-    for (const room of this.rooms.values()) room._updateCredential(this.credential);
+    for (const room of this.rooms.values()) room._updateCredential?.(this.credential);
+    this._presence?.send({ type: 'updateCredential', credential: this.credential });
   }
 
   _scheduleExpiryWarning() {
@@ -124,6 +139,10 @@ export class Peer extends Emitter {
   async _connect() {
     // Let the caller attach listeners before anything is emitted.
     await Promise.resolve();
+    if (this.destroyed) return;
+    this._presence = new Presence(this);
+    this._registering = this._presence.start();
+    this._registering.catch(() => {});
     const channel = new Channel(this.url, this._connectTimeout);
     try {
       await channel.ready;
@@ -136,9 +155,42 @@ export class Peer extends Emitter {
       return;
     }
     this._keepSpare(channel);
+    try {
+      await this._registering;
+      this.registered = true;
+    } catch (err) {
+      if (this.destroyed) return;
+      // Rooms still work; calls and mesh rooms need the registration.
+      if (err.type === 'serverUnreachable') this._log('no peer connection (older server?):', err.message);
+      else this._emit('error', err);
+    }
+    if (this.destroyed) return;
     this.open = true;
     this._log('open', this.id, this.url);
     this._emit('open', this.id);
+  }
+
+  /** Resolves once registered on the peer connection; rejects when that failed. */
+  async _registered() {
+    await this._opening;
+    if (this.destroyed) throw new SwitchboardError('peerDestroyed', 'the peer was destroyed');
+    if (!this.registered || !this._presence) {
+      throw new SwitchboardError('notRegistered', 'this peer is not registered on the peer connection (see the error event)');
+    }
+  }
+
+  _reconnected() {
+    this.disconnected = false;
+    this.registered = true;
+  }
+
+  /** The registration is over (not resumable): calls fail, mesh rooms close. */
+  _presenceLost(err) {
+    this.registered = false;
+    for (const call of [...this._calls.values()]) call._end('failed', true);
+    for (const room of [...this.rooms.values()]) if (room.mode === 'mesh') room._fail(err);
+    this._lost();
+    if (!this.destroyed) this._emit('error', err);
   }
 
   /** Hold an open, unjoined connection for the next joinRoom. */
@@ -184,29 +236,174 @@ export class Peer extends Emitter {
   }
 
   /**
-   * Join `roomName` (created on first join). Throws synchronously on invalid arguments; everything
-   * that happens later (refused name, network trouble) arrives as the room's `error` event.
+   * Join `roomName` (created on first join): an SFU room, or with `mode: 'mesh'` a mesh room
+   * (MeshRoom). Throws synchronously on invalid arguments; everything that happens later
+   * (refused name, network trouble) arrives as the room's `error` event.
    */
   joinRoom(roomName, options) {
     if (this.destroyed) throw new SwitchboardError('peerDestroyed', 'this peer was destroyed; create a new Peer');
     if (typeof roomName !== 'string') throw invalid('room name must be a string');
-    const parsed = parseRoomOptions(options);
+    const mesh = options && typeof options === 'object' && options.mode === 'mesh';
+    const parsed = mesh ? parseMeshOptions(options) : parseRoomOptions(options);
+    if (mesh && !TOKEN.test(roomName)) throw invalid(`room name ${JSON.stringify(roomName)} is invalid (${TOKEN_RULE})`);
     if (this.rooms.has(roomName)) {
       throw new SwitchboardError('alreadyJoined', `this peer is already in room ${JSON.stringify(roomName)}; close that room first`);
     }
-    const room = new SfuRoom(this, roomName, parsed);
+    const room = mesh ? new MeshRoom(this, roomName, parsed) : new SfuRoom(this, roomName, parsed);
     this.rooms.set(roomName, room);
     room._start();
     return room;
   }
 
-  /** Leave every room, close every connection, emit `close`. */
+  // ------------------------------------------------------------------------------ calls
+
+  _checkUsable() {
+    if (this.destroyed) throw new SwitchboardError('peerDestroyed', 'this peer was destroyed; create a new Peer');
+  }
+
+  _checkRemoteId(peerId) {
+    if (typeof peerId !== 'string' || !TOKEN.test(peerId)) throw invalid(`peer id ${JSON.stringify(peerId)} is invalid (${TOKEN_RULE})`);
+    if (peerId === this.id) throw invalid('a peer cannot call itself');
+  }
+
+  /**
+   * Ring `peerId` and send `stream` (null: receive only) once it answers. Returns a
+   * MediaConnection at once; refusals (offline callee, …) arrive as its `error` and `close`.
+   */
+  call(peerId, stream = null, options = undefined) {
+    this._checkUsable();
+    this._checkRemoteId(peerId);
+    if (stream !== null && stream !== undefined) checkStream(stream);
+    const o = parseCallOptions(options, stream);
+    const info = {
+      callId: o.callId, callerId: this.id, calleeIds: [peerId], media: o.media, callType: o.callType,
+      state: 'initiating', metadata: o.metadata,
+    };
+    const call = new MediaConnection(this, info, { initiator: true, options: o, stream: stream ?? null });
+    const message = { type: 'callInitiate', callId: o.callId, calleeIds: [peerId], media: o.media, callType: o.callType };
+    if (o.metadata !== undefined) message.metadata = o.metadata;
+    if (o.conversationId !== undefined) message.conversationId = o.conversationId;
+    this._initiate(call, message);
+    return call;
+  }
+
+  /** Open a data channel to `peerId` (a `data` call, accepted by the other SDK without ringing). */
+  connect(peerId, options = undefined) {
+    this._checkUsable();
+    this._checkRemoteId(peerId);
+    const o = parseConnectOptions(options);
+    const wire = { label: o.label, serialization: o.serialization };
+    if (o.metadata !== undefined) wire.metadata = o.metadata;
+    const info = { callId: o.callId, callerId: this.id, calleeIds: [peerId], media: 'p2p', callType: 'data', state: 'initiating', metadata: wire };
+    const conn = new DataConnection(this, info, { initiator: true, options: o });
+    this._initiate(conn, { type: 'callInitiate', callId: o.callId, calleeIds: [peerId], media: 'p2p', callType: 'data', metadata: wire });
+    return conn;
+  }
+
+  _initiate(call, message) {
+    this._remember(call);
+    this._registered().then(() => {
+      if (call.closed) return;
+      this._presence._initiating.push(call);
+      if (!this._presence.send(message)) {
+        call._refused(new SwitchboardError('connectionLost', 'the peer connection is being resumed; call again'));
+      }
+    }, (err) => call._refused(err));
+  }
+
+  _remember(call) {
+    this._calls.set(call.id, call);
+    (this.connections[call.remoteId] ??= []).push(call);
+  }
+
+  _forgetCall(call) {
+    if (this._calls.get(call.id) === call) this._calls.delete(call.id);
+    const list = this.connections[call.remoteId];
+    if (!list) return;
+    const rest = list.filter((c) => c !== call);
+    if (rest.length) this.connections[call.remoteId] = rest;
+    else delete this.connections[call.remoteId];
+  }
+
+  _onCallMessage(callId, message) {
+    const call = this._calls.get(callId);
+    if (call) call._onMessage(message);
+    else this._log('message for an unknown call', callId, message.type);
+  }
+
+  _onIncomingCall(info) {
+    if (this._calls.has(info.callId)) return; // rung again after a take-over
+    if (info.callType === 'data') {
+      const conn = new DataConnection(this, info, { initiator: false });
+      this._remember(conn);
+      conn.answer();
+      this._emit('connection', conn);
+      return;
+    }
+    const call = new MediaConnection(this, info, { initiator: false });
+    this._remember(call);
+    if (info.state && info.state !== 'initiating') call.state = info.state;
+    this._emit('call', call);
+  }
+
+  /**
+   * After a resume: the calls the server still has us in. The others ended while we were away
+   * (past the grace the server ends them `failed`, and the news went to the old connection).
+   */
+  _onCallsResumed(infos) {
+    const live = new Map(infos.map((info) => [info.callId, info]));
+    for (const call of [...this._calls.values()]) {
+      const info = live.get(call.id);
+      if (info) call._setState(info.state);
+      else call._end('failed', true);
+    }
+  }
+
+  _onMeshMessage(roomName, message) {
+    const room = this.rooms.get(roomName);
+    if (room?.mode === 'mesh') room._onMessage(message);
+  }
+
+  /** A refused mesh request names no room: a meshJoin refusal is the oldest unopened room's. */
+  _onMeshError(err) {
+    if (err.request !== 'meshJoin') return false;
+    const room = [...this.rooms.values()].find((r) => r.mode === 'mesh' && !r.open && !r.closed);
+    if (!room) return false;
+    room._fail(err);
+    return true;
+  }
+
+  /** Every peer id online under the same API key (this one included): `cb(ids)`, and a promise. */
+  listAllPeers(cb) {
+    this._checkUsable();
+    if (cb !== undefined && typeof cb !== 'function') throw invalid('listAllPeers takes a callback (peerIds) => …');
+    const result = this._registered().then(() => this._presence.listPeers());
+    result.then((ids) => cb?.(ids), (err) => this._emit('error', err));
+    return result;
+  }
+
+  /** Go offline on the peer connection (calls end, mesh rooms close); SFU rooms stay. */
+  disconnect() {
+    if (this.destroyed || !this._presence) return;
+    for (const call of [...this._calls.values()]) call.close();
+    for (const room of [...this.rooms.values()]) if (room.mode === 'mesh') room.close();
+    this._presence.close();
+    this._presence = null;
+    this.registered = false;
+    this._lost();
+  }
+
+  /** Hang up every call, leave every room, go offline, close every connection, emit `close`. */
   destroy() {
     if (this.destroyed) return;
+    for (const call of [...this._calls.values()]) call.close();
     this.destroyed = true;
     this.open = false;
     clearTimeout(this._expiryTimer);
     for (const room of [...this.rooms.values()]) room.close();
+    this._presence?.close();
+    this._presence = null;
+    this.registered = false;
     this._spare?.close();
     this._spare = null;
     this._emit('close');
