@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod auth;
+mod client_socket;
 mod config;
 mod exchange;
 mod metrics;

@@ -6,27 +6,21 @@ mod common;
 use std::time::Duration;
 
 use common::{receives, wait_receives, RawWs, TestServer, WAIT};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_control::{CallsConfig, ControlConfig};
 use switchboard_protocol::peer::{CallEndReason, CallState, PeerLeaveReason, PeerServerMessage};
 use switchboard_protocol::{ErrorCode, ServerMessage};
-use tokio_tungstenite::tungstenite::Message;
 
 /// A raw peer connection.
 struct PeerWs {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: RawWs,
 }
 
 impl PeerWs {
     async fn connect(server: &TestServer) -> PeerWs {
-        let url = format!("ws://{}/v1/peer", server.http);
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("peer websocket connects");
-        PeerWs { ws }
+        PeerWs {
+            ws: RawWs::connect(&format!("ws://{}/v1/peer", server.http)).await,
+        }
     }
 
     /// Connect and register as `peer`: the connection and its resume token.
@@ -47,25 +41,11 @@ impl PeerWs {
     }
 
     async fn send(&mut self, message: serde_json::Value) {
-        self.ws
-            .send(Message::text(message.to_string()))
-            .await
-            .expect("send");
+        self.ws.send(&message.to_string()).await;
     }
 
     async fn recv(&mut self) -> Option<PeerServerMessage> {
-        loop {
-            let next = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("server answers in time");
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Some(serde_json::from_str(text.as_str()).expect("server JSON parses"))
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => continue,
-            }
-        }
+        self.ws.recv_as().await
     }
 
     /// Skip messages until one matches.
@@ -350,10 +330,7 @@ async fn hostile_input_on_the_peer_connection_is_refused_to_its_sender_only() {
     anon.send(json!({"type": "callInitiate", "callId": "x", "calleeIds": ["bob"]}))
         .await;
     assert_eq!(anon.error().await, ErrorCode::NotRegistered);
-    anon.ws
-        .send(Message::text("{not json"))
-        .await
-        .expect("send");
+    anon.ws.send("{not json").await;
     assert_eq!(anon.error().await, ErrorCode::BadMessage);
     anon.send(json!({"type": "register", "peerId": "bad id!"}))
         .await;

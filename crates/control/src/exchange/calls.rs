@@ -96,7 +96,7 @@ impl Call {
     }
 }
 
-pub(super) fn unknown_call(id: &str) -> Refusal {
+fn unknown_call(id: &str) -> Refusal {
     (
         ErrorCode::UnknownCall,
         format!("no call {id:?} that you can do this in (it ended, or you are not part of it)"),
@@ -113,6 +113,15 @@ impl Exchange {
             .get(id)
             .filter(|c| c.is_participant(peer) || c.ringing.contains_key(peer))
             .ok_or_else(|| unknown_call(id))
+    }
+
+    /// The registered peer on `conn` and call `id`, which it must be a participant of.
+    pub(super) fn participant_in(&self, conn: u64, id: &str) -> Result<(String, &Call), Refusal> {
+        let peer = self.registered(conn)?;
+        match self.calls.get(id) {
+            Some(call) if call.is_participant(&peer) => Ok((peer, call)),
+            _ => Err(unknown_call(id)),
+        }
     }
 
     /// Is `peer` in (or rung for) a ringing-kind call other than `except`?
@@ -275,12 +284,7 @@ impl Exchange {
         id: &str,
         callees: Vec<String>,
     ) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
+        let (peer, call) = self.participant_in(conn, id)?;
         self.check_callees(&peer, &callees, Some(call))?;
         self.ring(now, id, &callees);
         Ok(())

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use switchboard_protocol::peer::{PeerClientMessage, PeerLeaveReason, PeerServerMessage};
 use switchboard_protocol::{validate_peer_id, Credential, ErrorCode};
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use super::calls::NewCall;
 use super::handle::Delivery;
 use super::{Refusal, RegisterRequest};
+use crate::client_socket::{ClientSocket, Written};
 use crate::ratelimit::{ConnectionSlot, MessageRate};
 use crate::session::{expiry_instant, new_token, unix_now};
 use crate::{auth, turn, AppState};
@@ -23,7 +24,7 @@ const SILENT_LIMIT: Duration = Duration::from_secs(15);
 const NO_KEY_SCOPE: &str = "";
 
 struct PeerConnection {
-    socket: WebSocket,
+    socket: ClientSocket,
     state: AppState,
     remote: Option<SocketAddr>,
     conn: u64,
@@ -32,8 +33,6 @@ struct PeerConnection {
     peer_id: Option<String>,
     expires_at: Option<u64>,
     messages: MessageRate,
-    send_timeout: Duration,
-    unresponsive: bool,
     last_heard: Instant,
     /// The connection ended with `leave` (or the server ended the registration).
     left: bool,
@@ -56,15 +55,13 @@ pub(crate) async fn run(
             limits.message_bytes_per_second,
             now,
         ),
-        send_timeout: Duration::from_secs(limits.send_timeout_s.max(1)),
-        socket,
+        socket: ClientSocket::new(socket, Duration::from_secs(limits.send_timeout_s.max(1))),
         state: state.clone(),
         remote,
         conn,
         deliveries,
         peer_id: None,
         expires_at: None,
-        unresponsive: false,
         last_heard: now,
         left: false,
     };
@@ -95,7 +92,7 @@ impl PeerConnection {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if self.unresponsive {
+            if self.socket.is_unresponsive() {
                 return;
             }
             let deadline = match (&self.peer_id, self.expires_at) {
@@ -413,50 +410,23 @@ impl PeerConnection {
     }
 
     async fn ping(&mut self) {
-        if self.unresponsive {
-            return;
-        }
-        let sent = tokio::time::timeout(
-            self.send_timeout,
-            self.socket.send(Message::Ping(Vec::new().into())),
-        )
-        .await;
-        if sent.is_err() {
-            self.unresponsive = true;
+        if self.socket.ping().await == Written::StoppedReading {
+            self.stopped_reading();
         }
     }
 
     async fn close(&mut self, why: &'static str) {
-        if self.unresponsive {
-            return;
-        }
-        let frame = Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: why.into(),
-        }));
-        let _ = tokio::time::timeout(self.send_timeout, self.socket.send(frame)).await;
+        self.socket.close(why).await;
+    }
+
+    fn stopped_reading(&mut self) {
+        warn!(remote = ?self.remote, "peer client stopped reading; dropping the connection");
+        self.state.metrics().slow_clients_dropped.inc();
     }
 
     async fn send(&mut self, message: PeerServerMessage) {
-        if self.unresponsive {
-            return;
-        }
-        let Ok(text) = serde_json::to_string(&message) else {
-            return;
-        };
-        match tokio::time::timeout(
-            self.send_timeout,
-            self.socket.send(Message::Text(text.into())),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "peer websocket send failed"),
-            Err(_) => {
-                warn!(remote = ?self.remote, "peer client stopped reading; dropping the connection");
-                self.state.metrics().slow_clients_dropped.inc();
-                self.unresponsive = true;
-            }
+        if self.socket.send_json(&message).await == Written::StoppedReading {
+            self.stopped_reading();
         }
     }
 }

@@ -5,7 +5,6 @@
 use switchboard_protocol::peer::{CallEndReason, CallState, PeerServerMessage, TransportState};
 use switchboard_protocol::ErrorCode;
 
-use super::calls::unknown_call;
 use super::{Exchange, Refusal};
 
 impl Exchange {
@@ -16,12 +15,7 @@ impl Exchange {
         to: &str,
         signal: serde_json::Value,
     ) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
+        let (peer, call) = self.participant_in(conn, id)?;
         if !signal.is_object() {
             return Err((ErrorCode::BadMessage, "signal must be a JSON object".into()));
         }
@@ -43,12 +37,7 @@ impl Exchange {
     }
 
     pub fn transport(&mut self, conn: u64, id: &str, state: TransportState) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
+        let (peer, call) = self.participant_in(conn, id)?;
         let now = call.state;
         match state {
             TransportState::Connected => {
@@ -82,12 +71,7 @@ impl Exchange {
         video: bool,
         screen_share: bool,
     ) -> Result<(), Refusal> {
-        let peer = self.registered(conn)?;
-        let call = self
-            .calls
-            .get(id)
-            .filter(|c| c.is_participant(&peer))
-            .ok_or_else(|| unknown_call(id))?;
+        let (peer, call) = self.participant_in(conn, id)?;
         for other in call.others(&peer) {
             self.send(
                 &other,

@@ -17,7 +17,7 @@ mod requests;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use switchboard_core::screen::SdpLimits;
 use switchboard_core::{Command, ParticipantId};
 use switchboard_protocol::{ErrorCode, LeaveReason, ServerMessage};
@@ -25,6 +25,7 @@ use switchboard_runtime::ParticipantEvent;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::client_socket::{ClientSocket, Written};
 use crate::ratelimit::{ConnectionSlot, MessageRate};
 use crate::{turn, AppState};
 
@@ -59,7 +60,7 @@ enum Phase {
 }
 
 struct Session {
-    socket: WebSocket,
+    socket: ClientSocket,
     state: AppState,
     remote: Option<SocketAddr>,
     phase: Phase,
@@ -68,9 +69,6 @@ struct Session {
     join_deadline: Instant,
     messages: MessageRate,
     sdp_limits: SdpLimits,
-    send_timeout: Duration,
-    /// The client stopped reading (a send timed out): the connection is being dropped.
-    unresponsive: bool,
     /// The last time anything arrived from the client.
     last_heard: Instant,
     /// The client asked to leave: its session ends with the connection, no parking.
@@ -101,12 +99,10 @@ pub(crate) async fn run(
             max_mlines: limits.max_mlines_per_session,
             max_tracks: limits.max_tracks_per_participant,
         },
-        send_timeout: Duration::from_secs(limits.send_timeout_s.max(1)),
-        unresponsive: false,
         last_heard: now,
         leaving: false,
         backlog: Vec::new(),
-        socket,
+        socket: ClientSocket::new(socket, Duration::from_secs(limits.send_timeout_s.max(1))),
         state,
         remote,
         phase: Phase::Idle,
@@ -172,7 +168,7 @@ impl Session {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if self.unresponsive {
+            if self.socket.is_unresponsive() {
                 return End::Dropped;
             }
             let expiry = match &self.phase {
@@ -468,59 +464,25 @@ impl Session {
     }
 
     async fn ping(&mut self) {
-        if self.unresponsive {
-            return;
-        }
-        let sent = tokio::time::timeout(
-            self.send_timeout,
-            self.socket.send(Message::Ping(Vec::new().into())),
-        )
-        .await;
-        if sent.is_err() {
+        if self.socket.ping().await == Written::StoppedReading {
             self.stopped_reading();
         }
     }
 
     async fn close(&mut self, why: &'static str) {
-        if self.unresponsive {
-            return;
-        }
-        let frame = Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: why.into(),
-        }));
-        let _ = tokio::time::timeout(self.send_timeout, self.socket.send(frame)).await;
+        self.socket.close(why).await;
     }
 
     fn stopped_reading(&mut self) {
         warn!(remote = ?self.remote, "client stopped reading; dropping the connection");
         self.state.metrics().slow_clients_dropped.inc();
-        self.unresponsive = true;
     }
 
-    /// Send one message. A client that does not take it within the send timeout (its TCP
-    /// window stays shut: it stopped reading) is dropped: the session is parked or ends, and
-    /// the task is never pinned on a dead reader.
+    /// Send one message. A client that does not take it within the send timeout is dropped:
+    /// the session is parked or ends.
     async fn send(&mut self, message: ServerMessage) {
-        if self.unresponsive {
-            return;
-        }
-        let text = match serde_json::to_string(&message) {
-            Ok(text) => text,
-            Err(e) => {
-                warn!(error = %e, "could not serialize a server message");
-                return;
-            }
-        };
-        match tokio::time::timeout(
-            self.send_timeout,
-            self.socket.send(Message::Text(text.into())),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "websocket send failed"),
-            Err(_) => self.stopped_reading(),
+        if self.socket.send_json(&message).await == Written::StoppedReading {
+            self.stopped_reading();
         }
     }
 }

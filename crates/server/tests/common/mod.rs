@@ -169,6 +169,12 @@ impl RawWs {
 
     /// The next server message, or `None` when the server closed the connection.
     pub async fn recv(&mut self) -> Option<ServerMessage> {
+        self.recv_as().await
+    }
+
+    /// The next text frame parsed as `T` (a `/v1/ws` or a `/v1/peer` message), or `None` when
+    /// the server closed the connection.
+    pub async fn recv_as<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await
