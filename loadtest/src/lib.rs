@@ -53,7 +53,7 @@ pub use baseline::{run_baseline, BaselineOptions, BaselineReport};
 pub use capacity::{run_capacity, CapacityOptions, CapacityReport, Dimension};
 pub use client::Client;
 pub use error::ClientError;
-pub use options::{rtc_config, ClientOptions, VideoOptions, LEAVE_TIMEOUT};
+pub use options::{rtc_config, ClientOptions, DataOptions, VideoOptions, LEAVE_TIMEOUT};
 pub use scenario::{run_scenario, run_scenario_blocking, Progress, Report, Scenario};
 pub use soak::{run_soak, SoakOptions, SoakReport};
 pub use stats::{percentile, ClientStats, RecvStats, TrackOnSlot, LATENCY_SAMPLES};

@@ -48,6 +48,18 @@ pub struct ClientOptions {
     /// Robustness tests only: the transport-wide-cc sequence numbers the first published
     /// packets carry (then counting on), instead of the engine's own (see [`crate::forged`]).
     pub forged_twcc: Option<Vec<u16>>,
+    /// Open the relayed data channel `sb-reliable` with the first offer, and send on it
+    /// ([`DataOptions`]; `per_second: 0` only receives).
+    pub data: Option<DataOptions>,
+}
+
+/// Messages on the room's relayed data channel (docs/protocol.md "Data channels").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataOptions {
+    /// Messages a second this client sends to everyone else (0: receive only).
+    pub per_second: u32,
+    /// Payload bytes per message (at least 16: send time and counter).
+    pub size: usize,
 }
 
 /// Synthetic video shape.
@@ -92,6 +104,7 @@ impl Default for ClientOptions {
             auto_subscribe: None,
             audio_track_name: None,
             video_track_name: None,
+            data: None,
         }
     }
 }

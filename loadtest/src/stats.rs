@@ -93,6 +93,12 @@ pub struct ClientStats {
     pub keyframe_requests: u64,
     /// RTP packets handed to str0m for sending (audio and video).
     pub sent_packets: u64,
+    /// Relayed data-channel messages written, and writes str0m refused (its buffer was full).
+    pub data_sent: u64,
+    pub data_refused: u64,
+    /// Relayed data-channel messages received, by the sender the server named (packets,
+    /// bytes, lost counters, latency; `corrupt`: not a relay frame or not our payload).
+    pub data_received: HashMap<String, RecvStats>,
     /// Video frames sent, and how many of them were keyframes.
     pub sent_frames: u64,
     pub sent_keyframes: u64,

@@ -19,8 +19,10 @@
   function watch(conn) {
     conn.events = [];
     conn.received = [];
+    conn.receivedFrom = [];
     for (const name of CALL_EVENTS) conn.on(name, (a) => conn.events.push([name, plain(a)]));
-    conn.on('data', (d) => {
+    conn.on('data', (d, src) => {
+      conn.receivedFrom.push(src ?? null);
       let value = d;
       if (d instanceof ArrayBuffer) value = { binary: Array.from(new Uint8Array(d)) };
       else if (ArrayBuffer.isView(d)) value = { binary: Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)) };
@@ -114,5 +116,10 @@
     return new Set(seen).size === 1 ? seen[0] : `mixed(${seen.join(',')})`;
   }
 
-  window.ct = { watch, peer, stream, firstFrame, inbound, colourOfStream };
+  /** The call or data connection `callId` of this page, outgoing or incoming. */
+  function call(callId) {
+    return [...window.incoming, ...window.dataIn, ...Object.values(window.out ?? {})].find((c) => c.id === callId);
+  }
+
+  window.ct = { watch, peer, stream, firstFrame, inbound, colourOfStream, call };
 })();

@@ -11,7 +11,7 @@ const INPAGE = path.join(HERE, 'inpage.js');
 const CALLS_INPAGE = path.join(HERE, 'calls-inpage.js');
 
 /** A page on `base` with the helpers, registered as `id`. */
-async function callPage(browser, base, host, id) {
+export async function callPage(browser, base, host, id) {
   const page = await newPage(browser, id);
   await page.goto(`${base}/healthz`);
   await page.addScriptTag({ path: INPAGE });
@@ -20,10 +20,10 @@ async function callPage(browser, base, host, id) {
   return page;
 }
 
-const uid = (prefix) => uniqueRoom(prefix).replace(/[^A-Za-z0-9._-]/g, '');
+export const uid = (prefix) => uniqueRoom(prefix).replace(/[^A-Za-z0-9._-]/g, '');
 
 /** Alice calls Bob; Bob's page gets the ringing call. Returns the call id. */
-async function ring(alice, bob, { to, colour, audio = true, options = {}, id = 'c' }) {
+export async function ring(alice, bob, { to, colour, audio = true, options = {}, id = 'c' }) {
   const callId = await alice.evaluate(({ t, c, a, o, k }) => {
     const s = window.ct.stream({ colour: c, audio: a });
     const mc = window.ct.watch(window.peer.call(t, s, o));
@@ -38,7 +38,7 @@ async function ring(alice, bob, { to, colour, audio = true, options = {}, id = '
 }
 
 /** State and end reason of a call in a page (outgoing by key, or incoming by id). */
-function callState(page, callId) {
+export function callState(page, callId) {
   return page.evaluate((cid) => {
     const all = [...window.incoming, ...window.dataIn, ...Object.values(window.out ?? {})];
     const mc = all.find((c) => c.id === cid);
@@ -46,7 +46,7 @@ function callState(page, callId) {
   }, callId);
 }
 
-async function expectEnded(page, callId, reason) {
+export async function expectEnded(page, callId, reason) {
   const got = await waitFor(`${page.label} to see ${callId} ended ${reason}`, async () => {
     const s = await callState(page, callId);
     return s && s.state === 'ended' ? s : null;
@@ -61,7 +61,7 @@ async function expectEnded(page, callId, reason) {
 }
 
 /** Bob answers the ringing call `callId` with his own colour; first-frame time kept in the page. */
-function answer(bob, callId, { colour, audio = true }) {
+export function answer(bob, callId, { colour, audio = true }) {
   return bob.evaluate(({ cid, c, a }) => {
     const mc = window.incoming.find((x) => x.id === cid);
     const t0 = performance.now();
@@ -321,19 +321,19 @@ export async function meshRoomOfThree({ browser, server, report }) {
   }
 }
 
-/** DataConnections with json and binary serialization, both ways, auto-accepted. */
+/** DataConnections with json and binary serialization, p2p and relayed by the SFU, both ways, auto-accepted. */
 export async function dataConnections({ browser, server }) {
   const a = uid('alice');
   const b = uid('bob');
   const alice = await callPage(browser, server.base, server.host, a);
   const bob = await callPage(browser, server.base, server.host, b);
   try {
-    for (const serialization of ['json', 'binary']) {
-      const id = await alice.evaluate(({ to, s }) => {
-        const dc = window.ct.watch(window.peer.connect(to, { serialization: s, label: `chat-${s}`, metadata: { k: s } }));
+    for (const [media, serialization] of [['p2p', 'json'], ['p2p', 'binary'], ['sfu', 'json'], ['sfu', 'binary']]) {
+      const id = await alice.evaluate(({ to, s, m }) => {
+        const dc = window.ct.watch(window.peer.connect(to, { serialization: s, label: `chat-${s}`, metadata: { k: s }, media: m }));
         window.out = { ...(window.out ?? {}), [s]: dc };
         return dc.id;
-      }, { to: b, s: serialization });
+      }, { to: b, s: serialization, m: media });
       await waitFor(`${serialization} connection open on both sides`, async () => {
         const [x, y] = await Promise.all([
           alice.evaluate((s) => window.out[s].open, serialization),
@@ -343,9 +343,9 @@ export async function dataConnections({ browser, server }) {
       }, { timeout: 15000 });
       const meta = await bob.evaluate((cid) => {
         const dc = window.dataIn.find((d) => d.id === cid);
-        return { label: dc.label, serialization: dc.serialization, metadata: dc.metadata, type: dc.type };
+        return { label: dc.label, serialization: dc.serialization, metadata: dc.metadata, type: dc.type, media: dc.media };
       }, id);
-      assert(meta.label === `chat-${serialization}` && meta.serialization === serialization && meta.metadata?.k === serialization && meta.type === 'data',
+      assert(meta.label === `chat-${serialization}` && meta.serialization === serialization && meta.metadata?.k === serialization && meta.type === 'data' && meta.media === media,
         `Bob's DataConnection: ${JSON.stringify(meta)}`);
       if (serialization === 'json') {
         await alice.evaluate(() => window.out.json.send({ msg: 'from alice', list: [1, 2] }));
@@ -354,7 +354,7 @@ export async function dataConnections({ browser, server }) {
         await alice.evaluate(() => window.out.binary.send(new Uint8Array([1, 2, 3, 250])));
         await bob.evaluate((cid) => window.dataIn.find((d) => d.id === cid).send(new Uint8Array([9, 8, 7]).buffer), id);
       }
-      const [atAlice, atBob] = await waitFor(`${serialization} data both ways`, async () => {
+      const [atAlice, atBob] = await waitFor(`${media} ${serialization} data both ways`, async () => {
         const got = await Promise.all([
           alice.evaluate((s) => window.out[s].received, serialization),
           bob.evaluate((cid) => window.dataIn.find((d) => d.id === cid).received, id),
@@ -364,8 +364,8 @@ export async function dataConnections({ browser, server }) {
       const expected = serialization === 'json'
         ? [JSON.stringify([['from bob', true]]), JSON.stringify([{ msg: 'from alice', list: [1, 2] }])]
         : [JSON.stringify([{ binary: [9, 8, 7] }]), JSON.stringify([{ binary: [1, 2, 3, 250] }])];
-      assert(JSON.stringify(atAlice) === expected[0], `${serialization}: Alice got ${JSON.stringify(atAlice)}`);
-      assert(JSON.stringify(atBob) === expected[1], `${serialization}: Bob got ${JSON.stringify(atBob)}`);
+      assert(JSON.stringify(atAlice) === expected[0], `${media} ${serialization}: Alice got ${JSON.stringify(atAlice)}`);
+      assert(JSON.stringify(atBob) === expected[1], `${media} ${serialization}: Bob got ${JSON.stringify(atBob)}`);
       await alice.evaluate((s) => window.out[s].close(), serialization);
       await expectEnded(bob, id, 'completed');
     }

@@ -24,6 +24,7 @@ import {
   callEndReasons, dataConnections, demoCall, meshRoomOfThree, p2pCall, presenceResume, sfuCall,
   voiceThenVideo,
 } from './calls.mjs';
+import { groupCall } from './groupcall.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -44,6 +45,7 @@ const TESTS = [
   { name: 'calls: end reasons rejected, cancelled, busy, missed', run: callEndReasons, timeout: 120000 },
   { name: 'calls: voice-only p2p call adds video mid-call', run: voiceThenVideo, timeout: 90000 },
   { name: 'calls: sfu 1:1 call, colours, audio and data both ways, hangup', run: sfuCall, timeout: 90000 },
+  { name: 'calls: sfu group call rings two, one rejects, a third invited later', run: groupCall, timeout: 120000 },
   { name: 'calls: mesh room of three', run: meshRoomOfThree, timeout: 90000 },
   { name: 'calls: DataConnection json and binary', run: dataConnections, timeout: 60000 },
   { name: 'calls: demo page call by id, accept, hang up', run: demoCall, timeout: 60000 },

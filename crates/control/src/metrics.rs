@@ -26,6 +26,7 @@ pub struct Metrics {
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
     dropped: IntCounterVec,
+    data_messages: IntCounterVec,
     participant_failures: IntCounterVec,
     shard_busy: IntCounterVec,
     shard_up: prometheus::IntGaugeVec,
@@ -153,6 +154,14 @@ impl Metrics {
                 "switchboard_dropped_packets_total",
                 "Datagrams or RTP copies not processed or not forwarded, by reason.",
                 &["reason"],
+            ),
+            data_messages: counter_vec(
+                &r,
+                "switchboard_data_messages_total",
+                "Messages on data channels the SFU relays: received from clients, relayed (one \
+                 per copy), and dropped by reason (invalid, rate_limited, no_channel, \
+                 backpressure).",
+                &["outcome"],
             ),
             participant_failures: counter_vec(
                 &r,
@@ -340,6 +349,30 @@ impl Metrics {
         ] {
             self.dropped
                 .with_label_values(&[reason])
+                .inc_by(d(new, old));
+        }
+        for (outcome, new, old) in [
+            ("received", now.data_received, was.data_received),
+            ("relayed", now.data_relayed, was.data_relayed),
+            (
+                "invalid",
+                now.data_dropped_invalid,
+                was.data_dropped_invalid,
+            ),
+            ("rate_limited", now.data_dropped_rate, was.data_dropped_rate),
+            (
+                "no_channel",
+                now.data_dropped_no_channel,
+                was.data_dropped_no_channel,
+            ),
+            (
+                "backpressure",
+                now.data_dropped_backpressure,
+                was.data_dropped_backpressure,
+            ),
+        ] {
+            self.data_messages
+                .with_label_values(&[outcome])
                 .inc_by(d(new, old));
         }
         for kind in FailureKind::ALL {

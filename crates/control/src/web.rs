@@ -12,7 +12,7 @@ const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
-const SDK_MODULES: [(&str, &str); 10] = [
+const SDK_MODULES: [(&str, &str); 11] = [
     (
         "/sdk/switchboard.js",
         include_str!("../web/sdk/switchboard.js"),
@@ -29,6 +29,10 @@ const SDK_MODULES: [(&str, &str); 10] = [
     ("/sdk/calls.js", include_str!("../web/sdk/calls.js")),
     ("/sdk/p2p.js", include_str!("../web/sdk/p2p.js")),
     ("/sdk/mesh.js", include_str!("../web/sdk/mesh.js")),
+    (
+        "/sdk/datachannels.js",
+        include_str!("../web/sdk/datachannels.js"),
+    ),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -25,12 +25,14 @@ pub enum Op {
     Keyframe,
     /// Reading engine state (streams, codecs, media lines).
     Query,
+    /// Writing a relayed data-channel message to a receiver.
+    Data,
     /// Shutting the engine down.
     Close,
 }
 
 impl Op {
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Datagram,
         Op::Timer,
         Op::Demux,
@@ -41,6 +43,7 @@ impl Op {
         Op::Forward,
         Op::Keyframe,
         Op::Query,
+        Op::Data,
         Op::Close,
     ];
 
@@ -56,6 +59,7 @@ impl Op {
             Op::Forward => "forward",
             Op::Keyframe => "keyframe",
             Op::Query => "query",
+            Op::Data => "data",
             Op::Close => "close",
         }
     }
@@ -169,6 +173,18 @@ pub struct ShardStats {
     pub keyframe_requests_coalesced: u64,
     /// Participants removed because their media engine failed (error or panic).
     pub participant_failures: u64,
+    /// Data-channel messages from clients (relay frames or not).
+    pub data_received: u64,
+    /// Relayed copies written to receivers' data channels.
+    pub data_relayed: u64,
+    /// Messages that were not valid relay frames, or named an unknown receiver.
+    pub data_dropped_invalid: u64,
+    /// Messages beyond the sender's data budget.
+    pub data_dropped_rate: u64,
+    /// Copies for a receiver without an open channel of that label.
+    pub data_dropped_no_channel: u64,
+    /// Copies for a receiver whose channel had too much unsent data (a slow receiver).
+    pub data_dropped_backpressure: u64,
     /// The same, by kind and operation.
     pub failures: FailureCounts,
     /// Gauges.
@@ -204,6 +220,12 @@ impl ShardStats {
             t.keyframe_requests_sent += s.keyframe_requests_sent;
             t.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
             t.participant_failures += s.participant_failures;
+            t.data_received += s.data_received;
+            t.data_relayed += s.data_relayed;
+            t.data_dropped_invalid += s.data_dropped_invalid;
+            t.data_dropped_rate += s.data_dropped_rate;
+            t.data_dropped_no_channel += s.data_dropped_no_channel;
+            t.data_dropped_backpressure += s.data_dropped_backpressure;
             t.failures.add(&s.failures);
             t.participants += s.participants;
             t.rooms += s.rooms;

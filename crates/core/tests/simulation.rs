@@ -2,6 +2,9 @@
 
 mod sim;
 
+#[path = "cases/data_relay.rs"]
+mod data_relay;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -114,6 +114,12 @@ pub enum ErrorCode {
     NotInCall,
     /// A mesh request for a room this peer has not joined.
     NotInRoom,
+    /// A message on a data channel the SFU relays is not a relay frame (docs/protocol.md "Data
+    /// channels"), or names a peer id that is not valid. The message is dropped; fix the client.
+    BadDataFrame,
+    /// The session opened more data channels than the server relays (8); the later ones carry
+    /// nothing. Open fewer (one reliable and one lossy channel is what the SDK uses).
+    TooManyChannels,
     /// A server fault; the session may continue, report it if it repeats.
     Internal,
 }

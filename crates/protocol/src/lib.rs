@@ -11,6 +11,7 @@ mod codes;
 mod names;
 mod payload;
 pub mod peer;
+pub mod relay;
 mod server;
 mod types;
 pub mod webhook;

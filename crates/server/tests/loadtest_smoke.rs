@@ -1,6 +1,7 @@
 //! The load tester's scenario runner against an in-process server: two rooms of three publishers
-//! for a few seconds. Correctness, not speed: everybody joins, every participant receives both
-//! other publishers' audio and video, little is lost, and the server's counters agree.
+//! for a few seconds, with messages on the relayed data channel too. Correctness, not speed:
+//! everybody joins, every participant receives both other publishers' audio, video and data,
+//! little is lost, and the server's counters agree.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use switchboard_loadtest::scenario::{run_scenario, Progress, Scenario};
+use switchboard_loadtest::DataOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rooms_of_three_exchange_media() {
@@ -22,6 +24,10 @@ async fn two_rooms_of_three_exchange_media() {
     sc.threads = 2;
     sc.settle_timeout = Duration::from_secs(10);
     sc.room_prefix = "smoke".into();
+    sc.data = Some(DataOptions {
+        per_second: 20,
+        size: 300,
+    });
 
     let before = server.stats();
     let progress = |p: &Progress| println!("{p}");
@@ -96,6 +102,30 @@ async fn two_rooms_of_three_exchange_media() {
         "server forwarded {forwarded}, receivers counted {}",
         report.egress_packets
     );
+    // Data: each publisher's 20 messages a second reach both others, none lost on the reliable
+    // channel, and the server relayed at least what arrived.
+    let data = report
+        .data
+        .as_ref()
+        .expect("a data scenario reports its data");
+    assert_eq!(data.expected_per_s, 2.0 * 3.0 * 2.0 * 20.0);
+    assert!(
+        data.received_per_s > 0.5 * data.expected_per_s,
+        "data {:.0} msg/s of {:.0} expected",
+        data.received_per_s,
+        data.expected_per_s
+    );
+    assert_eq!(data.lost, 0, "the reliable channel lost messages");
+    assert!(data.latency_ms_p50 > 0.0 && data.latency_ms_p50 <= data.latency_ms_p99);
+    let relayed = after.data_relayed - before.data_relayed;
+    let received = (data.received_per_s * report.duration_s).round() as u64;
+    assert!(
+        relayed as f64 >= 0.9 * received as f64,
+        "server relayed {relayed}, receivers counted {received}"
+    );
+    // (Copies for a member whose channel is not open yet, while the others join, are missed:
+    // `no_channel`. Nothing is invalid.)
+    assert_eq!(after.data_dropped_invalid, 0);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",

@@ -134,7 +134,11 @@ async fn rooms_never_see_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_join_leave_cycles_keep_media_and_mlines_bounded() {
-    let server = TestServer::start(1).await;
+    // A guest that vanishes is removed once its resume grace is over: 1 s here, not the
+    // default 20 s, so that ten vanished guests cost seconds, not minutes.
+    let mut control = switchboard_control::ControlConfig::default();
+    control.limits.resume_grace_s = 1;
+    let server = TestServer::start_with(1, control).await;
     let alice = server.join("churn", "alice").await;
     let bob = server.join("churn", "bob").await;
     wait_receives(&alice, "bob", 20).await;

@@ -54,6 +54,8 @@ impl Driver {
                 self.stats().ice_state = format!("{state:?}");
             }
             Event::RtpPacket(p) => self.on_rtp(p),
+            Event::ChannelOpen(id, label) => self.on_channel_open(id, label),
+            Event::ChannelData(d) => self.on_channel_data(d),
             Event::KeyframeRequest(r) => {
                 self.stats().keyframe_requests += 1;
                 self.force_keyframe(r.mid);

@@ -8,6 +8,7 @@
 //! accounting) and `media_out.rs` (the synthetic tracks this client publishes); `timeouts.rs`
 //! says when str0m is owed a timeout.
 
+mod data;
 mod media_in;
 mod media_out;
 mod signalling;
@@ -82,6 +83,7 @@ enum Wake {
     Tcp(Option<(SocketAddr, Vec<u8>)>),
     Audio,
     Video,
+    Data,
     Timer,
 }
 
@@ -119,6 +121,8 @@ pub(crate) struct Driver {
     timeouts: TimeoutClock,
     leave: Option<LeaveState>,
     finished: bool,
+    /// The relayed data channel (`ClientOptions::data`).
+    data: data::DataTx,
     /// Forged transport-wide-cc numbers to stamp on published packets (robustness tests).
     forged: Option<crate::forged::ForgedSequence>,
 }
@@ -167,6 +171,7 @@ impl Driver {
             timeouts: TimeoutClock::new(Instant::now()),
             leave: None,
             finished: false,
+            data: data::DataTx::default(),
         }
     }
 
@@ -202,12 +207,16 @@ impl Driver {
             .map_or(30, |v| v.fps.clamp(1, 1000));
         let mut video_tick = tokio::time::interval(Duration::from_secs(1) / fps);
         video_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let data_rate = self.opts.data.map_or(1, |d| d.per_second);
+        let mut data_tick = tokio::time::interval(data::period(data_rate));
+        data_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
         while !self.finished {
             self.handle_due_timeout();
             let wake_at = self.wake_at();
             let audio_on = self.sending(self.audio.as_ref());
             let video_on = self.sending(self.video.as_ref());
+            let data_on = self.sending_data();
             let wake = tokio::select! {
                 c = cmds.recv() => Wake::Cmd(c),
                 // Off while the signalling connection is dropped on purpose (resume test).
@@ -216,6 +225,7 @@ impl Driver {
                 f = next_frame(&mut self.tcp) => Wake::Tcp(f),
                 _ = audio_tick.tick(), if audio_on => Wake::Audio,
                 _ = video_tick.tick(), if video_on => Wake::Video,
+                _ = data_tick.tick(), if data_on => Wake::Data,
                 _ = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
             };
             match wake {
@@ -254,6 +264,7 @@ impl Driver {
                 }
                 Wake::Audio => self.send_audio(),
                 Wake::Video => self.send_video(),
+                Wake::Data => self.send_data(),
                 Wake::Timer => {}
             }
             self.check_leave_deadline();

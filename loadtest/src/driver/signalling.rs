@@ -356,6 +356,9 @@ impl Driver {
                 api.add_media(kind, Direction::RecvOnly, None, None, None);
             }
         }
+        if opts.data.is_some() {
+            api.add_channel(super::data::LABEL.to_owned());
+        }
         let applied = api.apply();
         self.drain();
         let Some((offer, pending)) = applied else {

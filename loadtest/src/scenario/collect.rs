@@ -22,6 +22,9 @@ struct Cursor {
 pub(crate) struct Tally {
     cursors: HashMap<(String, MediaKind), Cursor>,
     sent: u64,
+    data_sent: u64,
+    /// Relayed data messages counted so far, by sender.
+    data: HashMap<String, Cursor>,
     /// Window totals per track: (packets, lost), summed while `in_window`.
     pub(crate) window: HashMap<(String, MediaKind), (u64, u64)>,
 }
@@ -34,6 +37,11 @@ pub(crate) struct Delta {
     pub(crate) lost: u64,
     pub(crate) sent: u64,
     pub(crate) latency_us: Vec<u32>,
+    /// Relayed data-channel messages: sent, received (copies), lost, latency samples.
+    pub(crate) data_sent: u64,
+    pub(crate) data_received: u64,
+    pub(crate) data_lost: u64,
+    pub(crate) data_latency_us: Vec<u32>,
 }
 
 impl Tally {
@@ -74,6 +82,26 @@ impl Tally {
         }
         into.sent += s.sent_packets.saturating_sub(self.sent);
         self.sent = s.sent_packets;
+        into.data_sent += s.data_sent.saturating_sub(self.data_sent);
+        self.data_sent = s.data_sent;
+        for (sender, r) in &s.data_received {
+            let cur = self.data.entry(sender.clone()).or_default();
+            into.data_received += r.packets.saturating_sub(cur.packets);
+            into.data_lost += r.lost.saturating_sub(cur.lost);
+            let new = r.latency_total.saturating_sub(cur.latency_total);
+            let keep = new.min(r.latency_us.len() as u64);
+            for n in (r.latency_total - keep)..r.latency_total {
+                if let Some(v) = r.latency_us.get((n % LATENCY_SAMPLES as u64) as usize) {
+                    into.data_latency_us.push(*v);
+                }
+            }
+            *cur = Cursor {
+                packets: r.packets,
+                bytes: r.bytes,
+                lost: r.lost,
+                latency_total: r.latency_total,
+            };
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::options::{ClientOptions, VideoOptions};
+use crate::options::{ClientOptions, DataOptions, VideoOptions};
 
 /// Upper bound on participants in one run (a typo must not start 100 000 clients).
 pub const MAX_PARTICIPANTS: usize = 2000;
@@ -48,6 +48,9 @@ pub struct Scenario {
     pub room_prefix: String,
     /// Keep a per-participant breakdown in the report.
     pub per_participant: bool,
+    /// Every participant opens the relayed data channel; publishers send this many messages a
+    /// second of this size to their room (docs/protocol.md "Data channels").
+    pub data: Option<DataOptions>,
 }
 
 impl Scenario {
@@ -68,6 +71,7 @@ impl Scenario {
             settle_timeout: Duration::from_secs(15),
             room_prefix: String::new(),
             per_participant: true,
+            data: None,
         }
     }
 
@@ -126,7 +130,19 @@ impl Scenario {
             opts.recv_audio_slots = 1;
         }
         opts.join_timeout = self.join_timeout;
+        opts.data = self.data.map(|d| DataOptions {
+            per_second: if publisher { d.per_second } else { 0 },
+            size: d.size,
+        });
         opts
+    }
+
+    /// Relayed data messages per second the scenario should deliver (every receiver's copy).
+    pub fn expected_data_per_second(&self) -> f64 {
+        let receivers = (self.publishers_per_room + self.subscribers_per_room).saturating_sub(1);
+        self.data.map_or(0.0, |d| {
+            (self.rooms * self.publishers_per_room * receivers) as f64 * f64::from(d.per_second)
+        })
     }
 
     /// [`Scenario::room_prefix`], or a fresh `<tag><random hex>` when it is empty, so runs
@@ -192,6 +208,15 @@ impl Scenario {
             }
             if !(64..=1400).contains(&v.packet_size) {
                 return invalid("video packet size must be 64..=1400 bytes");
+            }
+        }
+        if let Some(d) = &self.data {
+            if d.per_second == 0 || d.per_second > 1000 {
+                return invalid("data: 1..=1000 messages a second per publisher");
+            }
+            // The relay frame's header and our 16 bytes of send time and counter fit in it.
+            if !(16..=60_000).contains(&d.size) {
+                return invalid("data message size must be 16..=60000 bytes");
             }
         }
         Ok(())

@@ -136,8 +136,30 @@ pub struct Report {
     /// The client side was (nearly) out of CPU: figures measure the client, not the server.
     pub client_saturated: bool,
     pub warnings: Vec<String>,
+    /// The relayed data channel, when the scenario sends data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<ParticipantReport>,
+}
+
+/// Messages on the relayed data channel over the measurement window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataReport {
+    /// Messages a second each publisher sends, and their payload bytes.
+    pub per_publisher: u32,
+    pub size: usize,
+    /// Messages the publishers wrote, a second.
+    pub sent_per_s: f64,
+    /// Copies the receivers got, a second, and what the scenario should deliver.
+    pub received_per_s: f64,
+    pub expected_per_s: f64,
+    /// Counters that never arrived (the relay dropped them: budget, backpressure).
+    pub lost: u64,
+    pub loss_percent: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
 }
 
 impl Report {
@@ -225,6 +247,23 @@ impl Report {
                 self.latency_ms_p50, self.latency_ms_p99, self.latency_ms_max, self.latency_samples
             ),
         );
+        if let Some(d) = &self.data {
+            row(
+                "data",
+                format!(
+                    "{:.0} msg/s relayed of {:.0} expected ({} B; {:.0} msg/s sent), loss {:.3} %, \
+                     latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    d.received_per_s,
+                    d.expected_per_s,
+                    d.size,
+                    d.sent_per_s,
+                    d.loss_percent,
+                    d.latency_ms_p50,
+                    d.latency_ms_p99,
+                    d.latency_ms_max
+                ),
+            );
+        }
         if let Some(sv) = &self.server {
             row(
                 "server cpu",

@@ -236,6 +236,12 @@ impl<'a> Runner<'a> {
             total.bytes += delta.bytes;
             total.lost += delta.lost;
             total.sent += delta.sent;
+            total.data_sent += delta.data_sent;
+            total.data_received += delta.data_received;
+            total.data_lost += delta.data_lost;
+            if total.data_latency_us.len() < MAX_WINDOW_SAMPLES {
+                total.data_latency_us.extend(&delta.data_latency_us);
+            }
             if total.latency_us.len() + delta.latency_us.len() > MAX_WINDOW_SAMPLES {
                 thin = thin.max(2);
             }

@@ -5,7 +5,7 @@
 use super::collect::{loss_percent, pct_f64, rate, Delta};
 use super::config::video_pps;
 use super::report::{
-    ParticipantReport, Report, ScenarioInfo, ServerReport, TrackReport, VideoInfo,
+    DataReport, ParticipantReport, Report, ScenarioInfo, ServerReport, TrackReport, VideoInfo,
 };
 use super::runner::Runner;
 use crate::procstat::{self, CpuUsage, ProcSample};
@@ -194,7 +194,24 @@ impl Runner<'_> {
                 streams_expected - streams_received
             ));
         }
+        let data = sc.data.map(|d| {
+            let mut lat = total.data_latency_us.clone();
+            lat.sort_unstable();
+            DataReport {
+                per_publisher: d.per_second,
+                size: d.size,
+                sent_per_s: rate(total.data_sent as f64, window_s),
+                received_per_s: rate(total.data_received as f64, window_s),
+                expected_per_s: sc.expected_data_per_second(),
+                lost: total.data_lost,
+                loss_percent: loss_percent(total.data_received, total.data_lost),
+                latency_ms_p50: ms(percentile(&lat, 50.0)),
+                latency_ms_p99: ms(percentile(&lat, 99.0)),
+                latency_ms_max: ms(lat.last().copied().unwrap_or(0)),
+            }
+        });
         Report {
+            data,
             scenario: ScenarioInfo {
                 url: sc.url.clone(),
                 rooms: sc.rooms,

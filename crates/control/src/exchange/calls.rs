@@ -216,11 +216,6 @@ impl Exchange {
                 "conversationId is at most {MAX_CONVERSATION_ID} characters without control characters"
             )));
         }
-        if kind == CallKind::Data && media == CallMedia::Sfu {
-            return Err(invalid(
-                "data calls are p2p: set media to p2p (SFU data channels are not relayed yet)",
-            ));
-        }
         self.check_callees(&caller, &callee_ids, None)?;
         let minute = Duration::from_secs(60);
         let limit = self.config.initiate_per_minute;

@@ -11,11 +11,16 @@ import {
 } from './core.js';
 import { P2PLink, RemoteStreams } from './p2p.js';
 
+/** A string or binary data goes as it is; any other value as JSON text. */
+function isRaw(data) {
+  return typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data);
+}
+
 const CALL_OPTIONS = new Set([
   'label', 'metadata', 'media', 'callType', 'videoBandwidth', 'audioBandwidth', 'videoCodec',
   'audioCodec', 'callId', 'conversationId',
 ]);
-const CONNECT_OPTIONS = new Set(['label', 'metadata', 'serialization', 'callId']);
+const CONNECT_OPTIONS = new Set(['label', 'metadata', 'serialization', 'callId', 'media']);
 export const SERIALIZATIONS = ['binary', 'json', 'none'];
 const MAX_METADATA_BYTES = 4096;
 /** A callee of an sfu call joins the call's room at most this long (ms) after accepting. */
@@ -86,12 +91,14 @@ export function parseConnectOptions(options) {
   for (const key of Object.keys(options)) {
     if (!CONNECT_OPTIONS.has(key)) throw invalid(`unknown connect option ${JSON.stringify(key)} (known: ${[...CONNECT_OPTIONS].join(', ')})`);
   }
+  const media = options.media ?? 'p2p';
+  if (media !== 'sfu' && media !== 'p2p') throw invalid(`media must be 'p2p' or 'sfu', not ${JSON.stringify(media)}`);
   const serialization = options.serialization ?? 'binary';
   if (!SERIALIZATIONS.includes(serialization)) throw invalid(`serialization must be 'binary', 'json' or 'none', not ${JSON.stringify(serialization)}`);
   if (options.label !== undefined && typeof options.label !== 'string') throw invalid('label must be a string');
   return {
     callId: options.callId === undefined ? randomId().replace(/^p-/, 'd-') : checkCallId(options.callId),
-    media: 'p2p',
+    media,
     callType: 'data',
     label: options.label ?? '',
     metadata: checkMetadata(options.metadata),
@@ -121,6 +128,8 @@ export class MediaConnection extends Emitter {
     this.initiator = initiator;
     this.remoteId = initiator ? info.calleeIds[0] : info.callerId;
     this.peerId = this.remoteId;
+    /** The others who accepted (and have not left), by peer id: a group call has several. */
+    this.participants = new Set(initiator ? [] : (info.participants ?? [info.callerId]).filter((id) => id !== peer.id));
     this.media = info.media ?? 'sfu';
     this.callType = info.callType ?? 'video';
     /** The server's state of the call (LumenJS names). */
@@ -264,7 +273,8 @@ export class MediaConnection extends Emitter {
     this._emit('open');
   }
 
-  _onChannelData(data) {
+  /** `src`: the sender's peer id (sfu calls name it; in a p2p call it is the other side). */
+  _onChannelData(data, src = this.remoteId) {
     let value = data;
     if (typeof data === 'string') {
       try {
@@ -273,7 +283,7 @@ export class MediaConnection extends Emitter {
         value = data;
       }
     }
-    this._emit('data', value);
+    this._emit('data', value, src);
   }
 
   // ------------------------------------------------------------------------ sfu media
@@ -296,12 +306,16 @@ export class MediaConnection extends Emitter {
       return;
     }
     this.room = room;
-    room.on('open', () => this._onOpen());
+    // Open for data once the room's relayed channel is (its open event comes first).
+    room.on('dataOpen', () => this._onOpen());
     room.on('stream', (stream) => this._emit('stream', stream));
     room.on('removeStream', (stream) => this._emit('removestream', stream));
     room.on('remoteTrack', (t) => this._emit('track', t.track, room.getStream(t.peerId)));
     room.on('remoteTrackEnded', (t) => this._emit('removetrack', t));
-    room.on('data', ({ data }) => this._emit('data', data));
+    room.on('data', ({ src, data, channel }) => {
+      if (channel) this._onChannelData(data, src);
+      else this._emit('data', data, src); // a room message (signalling socket), from other SDKs
+    });
     room.on('connectionState', (state) => this._onTransport(state));
     room.on('error', (err) => {
       if (err.type === 'notInCall' && !room.open && !this._joinRetried) {
@@ -321,18 +335,39 @@ export class MediaConnection extends Emitter {
   // ----------------------------------------------------------------------- sending
 
   /**
-   * Send `data` to the other side: over the call's data channel (p2p; strings and binary as
-   * they are, anything else as JSON), or as a room message (sfu: JSON values only). False when
-   * it cannot be sent now.
+   * Send `data` to the others (strings and binary as they are, anything else as JSON): over the
+   * call's data channel (p2p), or over the call room's data channel, which the SFU relays to
+   * every other participant (sfu). False when it cannot be sent now (not open yet, ended).
    */
   send(data) {
     if (data === undefined || typeof data === 'function' || typeof data === 'symbol') throw invalid('data must be a string, binary data or a JSON value');
-    if (this.room) return this.room.send(data);
+    const out = isRaw(data) || data instanceof Blob ? data : JSON.stringify(data);
+    return this._sendRaw(out);
+  }
+
+  /** Put `data` (string, binary) on whichever data channel the call has. */
+  _sendRaw(data) {
+    if (this.room) {
+      if (data instanceof Blob) throw invalid('sfu calls send strings, ArrayBuffers or typed arrays (not Blobs)');
+      return this.room.sendData(data);
+    }
     const channel = this._link?.channel;
     if (!channel || channel.readyState !== 'open') return false;
-    if (typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data) || data instanceof Blob) channel.send(data);
-    else channel.send(JSON.stringify(data));
+    channel.send(data);
     return true;
+  }
+
+  /** Ring more peers into this call (a group call; `sfu` calls only). */
+  invite(peerIds) {
+    const ids = Array.isArray(peerIds) ? peerIds : [peerIds];
+    if (this.media !== 'sfu') throw invalid('only sfu calls take more participants (a p2p call is 1:1)');
+    if (this.closed) throw new SwitchboardError('callEnded', 'the call has ended');
+    if (ids.length === 0) throw invalid('invite whom? give one peer id or more');
+    for (const id of ids) {
+      if (typeof id !== 'string' || !TOKEN.test(id)) throw invalid(`peer id ${JSON.stringify(id)} is invalid (${TOKEN_RULE})`);
+      if (id === this.peer.id) throw invalid('a peer cannot invite itself');
+    }
+    return this._send({ type: 'callInvite', calleeIds: ids });
   }
 
   /** Send the tracks of `stream` too (or instead, for kinds it has). */
@@ -388,7 +423,7 @@ export class MediaConnection extends Emitter {
       case 'callCreated':
         this._info = message.call;
         this._setState(message.call.state);
-        if (this.media === 'sfu' && this.callType !== 'data') this._joinRoom();
+        if (this.media === 'sfu') this._joinRoom();
         break;
       case 'callStateChanged':
         if (message.state === 'ended') {
@@ -399,6 +434,7 @@ export class MediaConnection extends Emitter {
         if (this._joinTimer && ACCEPTED_STATES.includes(message.state)) this._joinRoom();
         break;
       case 'callParticipantJoined':
+        if (message.peerId !== this.peer.id) this.participants.add(message.peerId);
         this._emit('participantJoined', message.peerId);
         if (this.initiator && this.media === 'p2p' && message.peerId === this.remoteId) {
           this.acceptedAt = performance.now();
@@ -406,6 +442,7 @@ export class MediaConnection extends Emitter {
         }
         break;
       case 'callParticipantLeft':
+        this.participants.delete(message.peerId);
         this._emit('participantLeft', { peerId: message.peerId, reason: message.reason });
         break;
       case 'callMediaChanged':
@@ -454,7 +491,9 @@ export class MediaConnection extends Emitter {
 }
 
 /**
- * A data-only p2p call (SkyWay's DataConnection). Events: `open`, `data`, `close`, `error`.
+ * A data-only call (SkyWay's DataConnection): browser to browser (`media: 'p2p'`, the default)
+ * or relayed by the SFU through the call's room (`media: 'sfu'`). Events: `open`, `data`,
+ * `close`, `error`.
  * `serialization`: 'json' (JSON text both ways), 'binary' (ArrayBuffer / typed arrays as they
  * are; strings as strings; other values as JSON), 'none' (whatever the data channel takes).
  */
@@ -475,29 +514,24 @@ export class DataConnection extends MediaConnection {
   }
 
   send(data) {
-    const channel = this._link?.channel;
-    if (!channel || channel.readyState !== 'open') return false;
     if (this.serialization === 'json') {
       const text = JSON.stringify(data);
       if (text === undefined) throw invalid('data must be a JSON value with serialization json');
-      channel.send(text);
-    } else if (this.serialization === 'binary' && !(typeof data === 'string' || data instanceof ArrayBuffer || ArrayBuffer.isView(data) || data instanceof Blob)) {
-      channel.send(JSON.stringify(data));
-    } else {
-      channel.send(data);
+      return this._sendRaw(text);
     }
-    return true;
+    if (this.serialization === 'binary' && !(isRaw(data) || data instanceof Blob)) return this._sendRaw(JSON.stringify(data));
+    return this._sendRaw(data);
   }
 
-  _onChannelData(data) {
+  _onChannelData(data, src = this.remoteId) {
     if (this.serialization === 'json' && typeof data === 'string') {
       try {
-        this._emit('data', JSON.parse(data));
+        this._emit('data', JSON.parse(data), src);
       } catch {
         this._emit('error', new SwitchboardError('invalidData', 'a message was not JSON (serialization json)'));
       }
       return;
     }
-    this._emit('data', data);
+    this._emit('data', data, src);
   }
 }

@@ -182,7 +182,7 @@ export const VIDEO_CODECS = { vp8: 'VP8', h264: 'H264' };
 export const AUDIO_CODECS = { opus: 'opus' };
 export const ROOM_OPTIONS = new Set([
   'mode', 'stream', 'name', 'videoBandwidth', 'audioBandwidth', 'videoCodec', 'audioCodec',
-  'autoSubscribe', 'reconnectTimeout', 'keepalive', 'mediaTimeout', 'signalModifier',
+  'autoSubscribe', 'reconnectTimeout', 'keepalive', 'mediaTimeout', 'signalModifier', 'dataChannels',
 ]);
 /** Nothing received on the media transport this long (ms) counts as a dead path: ICE restarts. */
 export const DEFAULT_MEDIA_TIMEOUT_MS = 5000;
@@ -227,6 +227,9 @@ export function parseRoomOptions(options) {
   if (options.autoSubscribe !== undefined && typeof options.autoSubscribe !== 'boolean') {
     throw invalid('autoSubscribe must be true or false');
   }
+  if (options.dataChannels !== undefined && typeof options.dataChannels !== 'boolean') {
+    throw invalid('dataChannels must be true or false');
+  }
   const reconnectTimeout = options.reconnectTimeout ?? DEFAULT_RECONNECT_TIMEOUT_MS;
   if (!(Number.isFinite(reconnectTimeout) && reconnectTimeout >= 0)) {
     throw invalid('reconnectTimeout must be a number of milliseconds (0: never resume)');
@@ -237,6 +240,7 @@ export function parseRoomOptions(options) {
   }
   const parsed = {
     autoSubscribe: options.autoSubscribe ?? true,
+    dataChannels: options.dataChannels ?? true,
     mediaTimeout,
     reconnectTimeout,
     keepalive: checkKeepalive(options.keepalive),

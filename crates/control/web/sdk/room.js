@@ -10,6 +10,7 @@ import {
 import { TrackMethods } from './tracks.js';
 import { NegotiationMethods } from './negotiation.js';
 import { ResumeMethods } from './resume.js';
+import { DataChannelMethods } from './datachannels.js';
 
 /** Messages kept while the signalling connection is down, sent once it is back (bounded). */
 const QUEUED_WHILE_DOWN = new Set([
@@ -21,9 +22,9 @@ const MAX_OUTBOX = 500;
  * Membership of one room through the SFU. Events: `open`, `state` (setup | connected |
  * reconnecting | closed), `peerJoin`, `peerLeave`, `peerReconnecting`, `peerReconnected`,
  * `stream`, `removeStream`, `remoteTrack`, `remoteTrackEnded`, `trackDefined`, `trackRemoved`,
- * `trackMuted`, `mediaState`, `data`, `resumed`, `iceRestart`, `draining`, `credentialUpdated`,
- * `connectionState` (RTCPeerConnectionState), `close`, `error` (SwitchboardError). The d.ts and
- * docs/sdk.md describe each.
+ * `trackMuted`, `mediaState`, `data`, `dataOpen`, `resumed`, `iceRestart`, `draining`,
+ * `credentialUpdated`, `connectionState` (RTCPeerConnectionState), `close`, `error`
+ * (SwitchboardError). The d.ts and docs/sdk.md describe each.
  */
 export class SfuRoom extends Emitter {
   constructor(peer, name, options) {
@@ -396,6 +397,7 @@ export class SfuRoom extends Emitter {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
+    this._openDataChannels(pc);
     this._sigUp = true;
     this.open = true;
     this._startKeepalive();
@@ -599,4 +601,4 @@ export class SfuRoom extends Emitter {
   }
 }
 
-Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods);
+Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods, DataChannelMethods);

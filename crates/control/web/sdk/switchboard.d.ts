@@ -43,6 +43,10 @@ export type ServerErrorType =
   | 'notInCall'
   | 'wrongRoomMode'
   | 'notInRoom'
+  /** A message on a relayed data channel was not a relay frame (docs/protocol.md "Data channels"). */
+  | 'badDataFrame'
+  /** More data channels than the server relays (8). */
+  | 'tooManyChannels'
   | 'internal';
 
 /** Errors the SDK itself detects. */
@@ -194,6 +198,11 @@ export interface RoomOptions {
    */
   autoSubscribe?: boolean;
   /**
+   * Open the two data channels the SFU relays (`sb-reliable`, `sb-lossy`) for sendData()
+   * (default true). False saves the SCTP association when the app never uses them.
+   */
+  dataChannels?: boolean;
+  /**
    * After the WebSocket drops, keep resuming for this long (ms; default 20000, the server's
    * default `limits.resume_grace_s`). 0: never resume, close at once.
    */
@@ -303,7 +312,10 @@ export interface TrackInfo {
 export interface DataEvent {
   /** The sender's peer id; null for a message from the server's admin API. */
   src: string | null;
+  /** send(): the JSON value. sendData(): a string or an ArrayBuffer. */
   data: unknown;
+  /** Set for sendData() messages: the data channel they came on. Absent for send(). */
+  channel?: 'reliable' | 'lossy';
 }
 
 export interface TrackMutedEvent {
@@ -396,20 +408,22 @@ export interface ConnectOptions {
   metadata?: unknown;
   /** 'binary' (default): ArrayBuffer/typed arrays and strings as they are, other values as JSON text; 'json': JSON both ways; 'none': what the data channel takes. */
   serialization?: 'binary' | 'json' | 'none';
+  /** 'p2p' (default): browser to browser; 'sfu': through the call's room, relayed by the server. */
+  media?: 'sfu' | 'p2p';
 }
 
 export interface MediaConnectionEvents {
   /** The server moved the call (initiating → ringing → connecting → connected ⇄ reconnecting → ended). */
   stateChanged: (event: { state: CallState; endReason: CallEndReason | null }) => void;
-  /** p2p: the call's data channel is open on both sides; sfu: the call's room is joined. */
+  /** The call's data channel is open: p2p, the one between both; sfu, the call room's relayed one. */
   open: () => void;
   /** The other side's media (a MediaStream with `peerId`). */
   stream: (stream: RemoteStream) => void;
   removestream: (stream: RemoteStream) => void;
   track: (track: MediaStreamTrack, stream: RemoteStream | null) => void;
   removetrack: (track: MediaStreamTrack | { peerId: string; trackId: string; mid: string }, stream?: RemoteStream) => void;
-  /** p2p: what the other side sent with send(); sfu: its room message's data. */
-  data: (data: unknown) => void;
+  /** What another participant sent with send() (strings that parse as JSON arrive parsed), and who. */
+  data: (data: unknown, src: string) => void;
   participantJoined: (peerId: string) => void;
   participantLeft: (event: { peerId: string; reason: CallEndReason }) => void;
   /** The other side's callMediaToggle (LumenJS media-changed). */
@@ -420,7 +434,10 @@ export interface MediaConnectionEvents {
   [event: string]: (...args: any[]) => void;
 }
 
-/** One 1:1 call (SkyWay's MediaConnection, Artico's call, LumenJS's call). */
+/**
+ * One call (SkyWay's MediaConnection, Artico's call, LumenJS's call): 1:1, or a group call
+ * through the SFU (peer.call with an array of callees, invite() later).
+ */
 export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
   readonly type: 'media' | 'data';
   /** The call id; also `callId` and `connectionId`. */
@@ -436,6 +453,8 @@ export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
   /** The other side's peer id (also `peerId`). */
   readonly remoteId: string;
   readonly peerId: string;
+  /** The others in the call who accepted and have not left. */
+  readonly participants: ReadonlySet<string>;
   readonly media: 'sfu' | 'p2p';
   readonly callType: 'audio' | 'video' | 'data';
   readonly state: CallState;
@@ -457,8 +476,13 @@ export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
   close(reason?: 'completed' | 'failed'): void;
   /** Artico's name for close(). */
   hangup(): void;
-  /** p2p: over the call's data channel; sfu: as a room message (JSON values). False when not open. */
+  /**
+   * Strings and binary as they are, other values as JSON: p2p over the call's data channel, sfu
+   * over the call room's channel (relayed to every other participant). False when not open.
+   */
   send(data: unknown): boolean;
+  /** Ring more peers into an sfu call (group call); refusals arrive as `error`. */
+  invite(peerIds: string | string[]): boolean;
   addStream(stream: MediaStream): Promise<void>;
   /** Send one more track (voice-only → video): renegotiates. */
   addTrack(track: MediaStreamTrack, stream?: MediaStream): Promise<unknown>;
@@ -471,7 +495,7 @@ export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
   off<E extends keyof MediaConnectionEvents>(event: E, listener?: MediaConnectionEvents[E]): this;
 }
 
-/** A data-only p2p call (SkyWay's DataConnection): events open, data, close, error. */
+/** A data-only call (SkyWay's DataConnection), p2p or relayed by the SFU: events open, data, close, error. */
 export declare class DataConnection extends MediaConnection {
   readonly type: 'data';
   readonly serialization: 'binary' | 'json' | 'none';
@@ -542,8 +566,8 @@ export declare class Peer implements Emitter<PeerEvents> {
    */
   joinRoom(roomName: string, options?: RoomOptions): SfuRoom;
   joinRoom(roomName: string, options: MeshRoomOptions): MeshRoom;
-  /** Ring `peerId`; `stream` is sent once it answers. */
-  call(peerId: string, stream?: MediaStream | null, options?: CallOptions): MediaConnection;
+  /** Ring `peerId` (an array: a group call, 'sfu' only); `stream` is sent once one answers. */
+  call(peerId: string | string[], stream?: MediaStream | null, options?: CallOptions): MediaConnection;
   /** A data channel to `peerId` (accepted by its SDK without ringing). */
   connect(peerId: string, options?: ConnectOptions): DataConnection;
   /** Every peer id online under the same API key, this one included. */
@@ -593,10 +617,12 @@ export interface RoomEvents {
   remoteTrackEnded: (event: { peerId: string; trackId: string; mid: string }) => void;
   /** What a member sends changed (LumenJS's media-changed). */
   mediaState: (event: { peerId: string; state: MediaState }) => void;
-  /** A message from another member (room.send) or from the admin API. */
+  /** A message from another member (room.send, sendData) or from the admin API. */
   data: (event: DataEvent) => void;
   /** A member (or an operator) muted or unmuted a track (also one of yours). */
   trackMuted: (event: TrackMutedEvent) => void;
+  /** The reliable data channel opened (sendData() works from now on). */
+  dataOpen: () => void;
   /** The server is shutting down; the session ends within `deadlineMs` unless it leaves first. */
   draining: (deadlineMs: number) => void;
   /** updateCredential was accepted: the session now lasts until `expiresAt` (Unix seconds). */
@@ -644,6 +670,14 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
   send(data: unknown, options?: { to?: string }): boolean;
   /** rtc-cafe's sendMessage: send(data, { to }). */
   sendMessage(data: unknown, to?: string): boolean;
+  /**
+   * A string or binary data (at most 64 KiB) over the room's data channel, relayed by the SFU to
+   * every other member or to `to`; `reliable: false` uses the unordered channel without
+   * retransmissions. False when the channel is not open or too much is still unsent.
+   */
+  sendData(data: string | ArrayBuffer | ArrayBufferView, options?: { to?: string; reliable?: boolean }): boolean;
+  /** The reliable (or lossy) data channel is open. */
+  dataChannelOpen(reliable?: boolean): boolean;
   /** Publish a described track; resolves once negotiated. Several video tracks are fine (camera and screen). */
   publishTrack(track: MediaStreamTrack, options?: PublishOptions): Promise<LocalTrackInfo>;
   /** Stop sending one of your tracks and remove it from the room. */

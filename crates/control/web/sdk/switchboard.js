@@ -267,36 +267,44 @@ export class Peer extends Emitter {
   }
 
   /**
-   * Ring `peerId` and send `stream` (null: receive only) once it answers. Returns a
-   * MediaConnection at once; refusals (offline callee, …) arrive as its `error` and `close`.
+   * Ring `peerId` (or several: an array makes a group call, `sfu` only) and send `stream`
+   * (null: receive only) once one answers. Returns a MediaConnection at once; refusals
+   * (offline callee, …) arrive as its `error` and `close`.
    */
   call(peerId, stream = null, options = undefined) {
     this._checkUsable();
-    this._checkRemoteId(peerId);
+    const calleeIds = Array.isArray(peerId) ? [...peerId] : [peerId];
+    if (calleeIds.length === 0) throw invalid('call whom? give a peer id or a non-empty array of them');
+    for (const id of calleeIds) this._checkRemoteId(id);
+    if (new Set(calleeIds).size !== calleeIds.length) throw invalid('a callee is listed twice');
     if (stream !== null && stream !== undefined) checkStream(stream);
     const o = parseCallOptions(options, stream);
+    if (calleeIds.length > 1 && o.media !== 'sfu') throw invalid("a group call needs media 'sfu' (p2p calls are 1:1)");
     const info = {
-      callId: o.callId, callerId: this.id, calleeIds: [peerId], media: o.media, callType: o.callType,
+      callId: o.callId, callerId: this.id, calleeIds, media: o.media, callType: o.callType,
       state: 'initiating', metadata: o.metadata,
     };
     const call = new MediaConnection(this, info, { initiator: true, options: o, stream: stream ?? null });
-    const message = { type: 'callInitiate', callId: o.callId, calleeIds: [peerId], media: o.media, callType: o.callType };
+    const message = { type: 'callInitiate', callId: o.callId, calleeIds, media: o.media, callType: o.callType };
     if (o.metadata !== undefined) message.metadata = o.metadata;
     if (o.conversationId !== undefined) message.conversationId = o.conversationId;
     this._initiate(call, message);
     return call;
   }
 
-  /** Open a data channel to `peerId` (a `data` call, accepted by the other SDK without ringing). */
+  /**
+   * Open a data channel to `peerId` (a `data` call, accepted by the other SDK without ringing):
+   * browser to browser, or relayed by the SFU with `{ media: 'sfu' }`.
+   */
   connect(peerId, options = undefined) {
     this._checkUsable();
     this._checkRemoteId(peerId);
     const o = parseConnectOptions(options);
     const wire = { label: o.label, serialization: o.serialization };
     if (o.metadata !== undefined) wire.metadata = o.metadata;
-    const info = { callId: o.callId, callerId: this.id, calleeIds: [peerId], media: 'p2p', callType: 'data', state: 'initiating', metadata: wire };
+    const info = { callId: o.callId, callerId: this.id, calleeIds: [peerId], media: o.media, callType: 'data', state: 'initiating', metadata: wire };
     const conn = new DataConnection(this, info, { initiator: true, options: o });
-    this._initiate(conn, { type: 'callInitiate', callId: o.callId, calleeIds: [peerId], media: 'p2p', callType: 'data', metadata: wire });
+    this._initiate(conn, { type: 'callInitiate', callId: o.callId, calleeIds: [peerId], media: o.media, callType: 'data', metadata: wire });
     return conn;
   }
 

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::channel::{ChannelData, ChannelId};
 use str0m::media::{Direction, KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpPacket;
@@ -47,6 +48,9 @@ pub(crate) enum Work {
     },
     Closed(Local),
     Connected(Local),
+    ChannelOpen(Local, ChannelId, String),
+    ChannelData(Local, ChannelData),
+    ChannelClosed(Local, ChannelId),
 }
 
 pub(crate) fn kind_of(kind: str0m::media::MediaKind) -> MediaKind {
@@ -363,6 +367,11 @@ impl Shard {
                 direction,
             } => self.media_direction(participant, mid, None, direction),
             Work::Closed(local) => self.remove(local, Some(LeaveReason::TransportClosed)),
+            Work::ChannelOpen(local, channel, label) => self.channel_opened(local, channel, label),
+            Work::ChannelData(local, data) => {
+                self.relay_data(local, data.id, data.binary, data.data)
+            }
+            Work::ChannelClosed(local, channel) => self.channel_closed(local, channel),
             Work::Connected(local) => {
                 if let Some(p) = self.members.get(local.0) {
                     let note = Notification::Connected {
@@ -491,6 +500,11 @@ fn on_event(rtc: &mut Rtc, p: &mut DrainState<'_>, d: &mut Drain<'_>, event: Eve
             };
         }
         Event::Closed => d.work.push(Work::Closed(d.local)),
+        Event::ChannelOpen(channel, label) => {
+            d.work.push(Work::ChannelOpen(d.local, channel, label))
+        }
+        Event::ChannelData(data) => d.work.push(Work::ChannelData(d.local, data)),
+        Event::ChannelClose(channel) => d.work.push(Work::ChannelClosed(d.local, channel)),
         _ => {}
     }
 }

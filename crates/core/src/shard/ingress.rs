@@ -18,7 +18,10 @@ pub(crate) const NOTICE_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub(crate) struct IngressBudget {
-    /// Tokens, in thousandths of a datagram (so a refill every microsecond-ish adds up).
+    /// Tokens a second, and the most that can be saved up.
+    rate: u64,
+    burst: u64,
+    /// Tokens, in thousandths (so a refill every microsecond-ish adds up).
     milli_tokens: u64,
     at: Instant,
     last_notice: Option<Instant>,
@@ -35,9 +38,18 @@ pub(crate) enum Verdict {
 }
 
 impl IngressBudget {
+    /// The datagram budget.
     pub fn new(now: Instant) -> Self {
+        Self::with_rate(now, RATE, BURST)
+    }
+
+    /// A budget of `rate` tokens a second with a burst of `burst` (the data-channel relay counts
+    /// bytes with it).
+    pub fn with_rate(now: Instant, rate: u64, burst: u64) -> Self {
         IngressBudget {
-            milli_tokens: BURST * 1000,
+            rate,
+            burst,
+            milli_tokens: burst * 1000,
             at: now,
             last_notice: None,
             dropped: 0,
@@ -45,15 +57,21 @@ impl IngressBudget {
     }
 
     pub fn take(&mut self, now: Instant) -> Verdict {
+        self.take_n(now, 1)
+    }
+
+    /// Charge `cost` tokens at once (all or nothing).
+    pub fn take_n(&mut self, now: Instant, cost: u64) -> Verdict {
         let elapsed = now.saturating_duration_since(self.at);
         if !elapsed.is_zero() {
-            // RATE tokens per second = RATE milli-tokens per millisecond.
-            let refill = (elapsed.as_micros() as u64).saturating_mul(RATE) / 1000;
-            self.milli_tokens = (self.milli_tokens.saturating_add(refill)).min(BURST * 1000);
+            // `rate` tokens per second = `rate` milli-tokens per millisecond.
+            let refill = (elapsed.as_micros() as u64).saturating_mul(self.rate) / 1000;
+            self.milli_tokens = (self.milli_tokens.saturating_add(refill)).min(self.burst * 1000);
             self.at = now;
         }
-        if self.milli_tokens >= 1000 {
-            self.milli_tokens -= 1000;
+        let cost = cost.saturating_mul(1000);
+        if self.milli_tokens >= cost {
+            self.milli_tokens -= cost;
             return Verdict::Pass;
         }
         self.dropped += 1;

@@ -146,6 +146,9 @@ impl Shard {
             told_mline_limit: false,
             slot_counter: 0,
             feedback: FastMap::default(),
+            channels: Vec::new(),
+            data_budget: super::datachannel::budget(self.now),
+            data_notice_at: None,
         };
         let local = Local(self.members.insert(participant));
         self.ids.insert(pid, local);

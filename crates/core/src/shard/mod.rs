@@ -35,6 +35,7 @@
 //! | `negotiation` | client offers and answers, candidates, server offers |
 //! | `membership` | joining, leaving, rooms |
 //! | `admin` | operator actions and data messages |
+//! | `datachannel` | relaying data-channel messages between the members of a room |
 //! | `participant`, `slot`, `slab` | the records those parts share |
 //!
 //! # Failure isolation
@@ -44,6 +45,7 @@
 //! the shard removes it with `left {reason: "mediaError"}`. Everything else goes on.
 
 mod admin;
+mod datachannel;
 mod demux;
 mod drive;
 mod engine;

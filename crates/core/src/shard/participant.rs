@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelId;
 use str0m::media::{Mid, Rid};
 use str0m::rtp::Ssrc;
 use switchboard_protocol::{MediaKind, MediaState, TrackPublication};
@@ -102,6 +103,13 @@ pub(crate) struct Participant {
     pub slot_counter: u64,
     /// Last cumulative (NACK, keyframe request) counts per (mid, egress) from str0m's stats.
     pub feedback: FastMap<(Mid, bool), (u64, u64)>,
+    /// The data channels the client opened on this session, by str0m's id, with their labels
+    /// (at most `datachannel::MAX_CHANNELS`; later ones are not relayed).
+    pub channels: Vec<(ChannelId, String)>,
+    /// Bytes of data-channel messages it may still have relayed now.
+    pub data_budget: IngressBudget,
+    /// When it was last told that a data message of its was dropped (at most one a second).
+    pub data_notice_at: Option<Instant>,
 }
 
 impl Participant {

@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
+mod data;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, TcpType};
@@ -68,6 +71,10 @@ pub struct SimClient {
     /// directly, which this client's engine never made).
     pub ignore_answers: bool,
     pub held_offers: Vec<String>,
+    /// Open data channels by label (the client opened them with its first offer).
+    pub channels: BTreeMap<String, ChannelId>,
+    /// Data-channel messages received: (label, binary, bytes).
+    pub data_in: Vec<(String, bool, Vec<u8>)>,
 }
 
 pub struct Sim {
@@ -88,6 +95,8 @@ pub struct Sim {
     delivered: u64,
     /// `Command::Join::server_offers` for the next joins (false: as a WHIP/WHEP session).
     pub server_offers: bool,
+    /// Data channels the next joins open with their first offer (labels).
+    pub join_channels: Vec<String>,
 }
 
 fn protocol(transport: Transport) -> Protocol {
@@ -123,6 +132,7 @@ impl Sim {
             lossy_every: 0,
             delivered: 0,
             server_offers: true,
+            join_channels: Vec::new(),
         }
     }
 
@@ -202,6 +212,9 @@ impl Sim {
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             (None, None)
         };
+        for label in &self.join_channels {
+            api.add_channel(label.clone());
+        }
         let (offer, pending) = api.apply().expect("changes");
         self.clients.push(SimClient {
             name: name.into(),
@@ -230,6 +243,8 @@ impl Sim {
             hold_offers: false,
             ignore_answers: false,
             held_offers: Vec::new(),
+            channels: BTreeMap::new(),
+            data_in: Vec::new(),
         });
         self.poll_shard();
         (self.clients.len() - 1, offer.to_sdp_string())
@@ -447,6 +462,18 @@ impl Sim {
                 }
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => c.connected = true,
+                    Event::ChannelOpen(id, label) => {
+                        c.channels.insert(label, id);
+                    }
+                    Event::ChannelData(d) => {
+                        let label = c
+                            .channels
+                            .iter()
+                            .find(|(_, id)| **id == d.id)
+                            .map(|(l, _)| l.clone())
+                            .unwrap_or_default();
+                        c.data_in.push((label, d.binary, d.data));
+                    }
                     Event::KeyframeRequest(_) => {
                         c.keyframe_requests += 1;
                         c.keyframe_due = true;

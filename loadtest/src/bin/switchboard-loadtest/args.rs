@@ -63,6 +63,13 @@ pub(crate) struct Args {
     /// Seconds between video keyframes (0: only on request) [default: 2].
     #[arg(long)]
     pub(crate) keyframe_secs: Option<f64>,
+    /// Relayed data-channel messages a second each publisher sends to its room (everyone opens
+    /// the channel) [default: 0, no data channel].
+    #[arg(long)]
+    pub(crate) data_rate: Option<u32>,
+    /// Payload bytes of each data message [default: 256].
+    #[arg(long)]
+    pub(crate) data_size: Option<usize>,
     /// Measurement window in seconds (after everybody joined and media settled) [default: 10].
     #[arg(long)]
     pub(crate) duration: Option<f64>,
@@ -166,6 +173,8 @@ struct FileConfig {
     video_fps: Option<u32>,
     packet_size: Option<usize>,
     keyframe_secs: Option<f64>,
+    data_rate: Option<u32>,
+    data_size: Option<usize>,
     duration: Option<f64>,
     ramp: Option<f64>,
     threads: Option<usize>,
@@ -284,6 +293,13 @@ pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
         Some(video_for_bitrate(bitrate, fps, size, kf))
     } else {
         None
+    };
+    sc.data = match args.data_rate.or(file.data_rate).unwrap_or(0) {
+        0 => None,
+        per_second => Some(switchboard_loadtest::DataOptions {
+            per_second,
+            size: args.data_size.or(file.data_size).unwrap_or(256),
+        }),
     };
     sc.duration = secs(
         args.duration.or(file.duration).unwrap_or(10.0),
