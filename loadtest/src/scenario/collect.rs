@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use switchboard_protocol::MediaKind;
 
-use crate::stats::{ClientStats, LATENCY_SAMPLES};
+use crate::stats::{ClientStats, RecvStats, LATENCY_SAMPLES};
 
 /// Counters of one received track at the last tick.
 #[derive(Debug, Default, Clone, Copy)]
@@ -59,15 +59,7 @@ impl Tally {
             into.packets += packets;
             into.bytes += r.bytes.saturating_sub(cur.bytes);
             into.lost += lost;
-            // Latency samples n in [cur.latency_total, r.latency_total) sit at
-            // n % LATENCY_SAMPLES; older ones than the ring holds are gone.
-            let new = r.latency_total.saturating_sub(cur.latency_total);
-            let keep = new.min(r.latency_us.len() as u64);
-            for n in (r.latency_total - keep)..r.latency_total {
-                if let Some(v) = r.latency_us.get((n % LATENCY_SAMPLES as u64) as usize) {
-                    into.latency_us.push(*v);
-                }
-            }
+            new_samples(r, cur.latency_total, &mut into.latency_us);
             if in_window {
                 let w = self.window.entry(key.clone()).or_default();
                 w.0 += packets;
@@ -88,19 +80,25 @@ impl Tally {
             let cur = self.data.entry(sender.clone()).or_default();
             into.data_received += r.packets.saturating_sub(cur.packets);
             into.data_lost += r.lost.saturating_sub(cur.lost);
-            let new = r.latency_total.saturating_sub(cur.latency_total);
-            let keep = new.min(r.latency_us.len() as u64);
-            for n in (r.latency_total - keep)..r.latency_total {
-                if let Some(v) = r.latency_us.get((n % LATENCY_SAMPLES as u64) as usize) {
-                    into.data_latency_us.push(*v);
-                }
-            }
+            new_samples(r, cur.latency_total, &mut into.data_latency_us);
             *cur = Cursor {
                 packets: r.packets,
                 bytes: r.bytes,
                 lost: r.lost,
                 latency_total: r.latency_total,
             };
+        }
+    }
+}
+
+/// The latency samples of `r` taken since its total was `since`. Sample n sits at
+/// n % LATENCY_SAMPLES of the ring; older ones than the ring holds are gone.
+fn new_samples(r: &RecvStats, since: u64, into: &mut Vec<u32>) {
+    let new = r.latency_total.saturating_sub(since);
+    let keep = new.min(r.latency_us.len() as u64);
+    for n in (r.latency_total - keep)..r.latency_total {
+        if let Some(v) = r.latency_us.get((n % LATENCY_SAMPLES as u64) as usize) {
+            into.push(*v);
         }
     }
 }

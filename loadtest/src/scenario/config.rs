@@ -187,8 +187,8 @@ impl Scenario {
         if self.publishers_per_room == 0 {
             return invalid("at least one publisher per room (nothing to forward otherwise)");
         }
-        if self.tracks_per_publisher() == 0 {
-            return invalid("publishers need audio or video");
+        if self.tracks_per_publisher() == 0 && self.data.is_none() {
+            return invalid("publishers need audio, video or data");
         }
         if self.participants() > MAX_PARTICIPANTS {
             return Err(ScenarioError::Invalid(format!(
