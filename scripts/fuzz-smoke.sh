@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-10}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(client_message sdp_offer sdp_answer candidate datagram_new_path datagram_connected)
+    targets=(client_message sdp_offer sdp_answer candidate datagram_new_path datagram_connected relay_frame)
 fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
