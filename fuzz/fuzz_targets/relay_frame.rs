@@ -21,5 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     copy.write(&mut out);
     let again = RelayFrame::parse(&out).expect("the server's copy parses");
-    assert_eq!((again.peer, again.payload, again.text), (Some("sender-1"), frame.payload, frame.text));
+    assert_eq!(
+        (again.peer, again.payload, again.text),
+        (Some("sender-1"), frame.payload, frame.text)
+    );
 });
