@@ -419,7 +419,10 @@ export async function demoCall({ browser, server }) {
   }
 }
 
-/** The peer connection drops mid-call: the SDK resumes it with the token and the call goes on. */
+/**
+ * The peer connection drops mid-call: the SDK resumes it with the token and the call goes on.
+ * Then disconnect() and reconnect() (SkyWay): offline, and callable again under the same id.
+ */
 export async function presenceResume({ browser, server, report }) {
   const a = uid('alice');
   const b = uid('bob');
@@ -448,6 +451,17 @@ export async function presenceResume({ browser, server, report }) {
     assert(ids.includes(a) && ids.includes(b), `listAllPeers after the resume: ${JSON.stringify(ids)}`);
     const errors = await alice.evaluate(() => window.peerErrors);
     assert(errors.length === 0, `Alice's peer errors: ${JSON.stringify(errors)}`);
+
+    // SkyWay's disconnect() then reconnect(): offline, then reachable again under the same id.
+    await bob.evaluate(() => window.peer.disconnect());
+    await waitFor('Bob to be offline', async () => !(await alice.evaluate(() => window.peer.listAllPeers())).includes(b), { timeout: 5000 });
+    const again = await bob.evaluate(() => window.peer.reconnect());
+    assert(again === b, `reconnect() resolved with ${again}`);
+    const after = await alice.evaluate(() => window.peer.listAllPeers());
+    assert(after.includes(b), `listAllPeers after Bob's reconnect: ${JSON.stringify(after)}`);
+    const second = await ring(alice, bob, { to: b, colour: 'blue', options: { media: 'p2p' }, id: 'again' });
+    await bob.evaluate((cid) => window.incoming.find((x) => x.id === cid).reject(), second);
+    await expectEnded(alice, second, 'rejected');
   } finally {
     await alice.closeContext();
     await bob.closeContext();

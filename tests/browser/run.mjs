@@ -49,7 +49,7 @@ const TESTS = [
   { name: 'calls: mesh room of three', run: meshRoomOfThree, timeout: 90000 },
   { name: 'calls: DataConnection json and binary', run: dataConnections, timeout: 60000 },
   { name: 'calls: demo page call by id, accept, hang up', run: demoCall, timeout: 60000 },
-  { name: 'calls: the peer connection resumes mid-call; listAllPeers', run: presenceResume, timeout: 60000 },
+  { name: 'calls: the peer connection resumes mid-call; listAllPeers; disconnect and reconnect', run: presenceResume, timeout: 60000 },
   { name: 'WHIP publisher and WHEP player pages (plain RTCPeerConnection + fetch, another origin)', run: whipAndWhep, timeout: 90000 },
 ];
 

@@ -574,6 +574,11 @@ export declare class Peer implements Emitter<PeerEvents> {
   listAllPeers(callback?: (peerIds: string[]) => void): Promise<string[]>;
   /** Go offline on the peer connection (calls end, mesh rooms close); SFU rooms stay. */
   disconnect(): void;
+  /**
+   * Register again after disconnect() or a lost registration (SkyWay's reconnect): same id,
+   * a fresh registration; `open` fires again. Rejects (and emits `error`) when refused.
+   */
+  reconnect(): Promise<string>;
   /** Replace the credential (sent to every room, and used for later joins). */
   updateCredential(credential: Credential): void;
   /** Hang up every call, leave every room and close every connection. */

@@ -390,6 +390,32 @@ export class Peer extends Emitter {
     return result;
   }
 
+  /**
+   * Register again after disconnect() or after the registration was lost for good (SkyWay's
+   * reconnect): a fresh registration under the same id (calls and mesh rooms of the old one are
+   * over; join mesh rooms again). Emits `open` again and resolves with the id; a refusal is an
+   * `error` event and a rejection.
+   */
+  reconnect() {
+    this._checkUsable();
+    if (this.registered && this._presence?.up) return Promise.resolve(this.id);
+    this._presence?.close();
+    const presence = new Presence(this);
+    this._presence = presence;
+    const done = this._opening.then(() => presence.start()).then(() => {
+      if (this._presence !== presence || this.destroyed) throw new SwitchboardError('peerDestroyed', 'the peer was destroyed or reconnected again');
+      this.registered = true;
+      this.disconnected = false;
+      this._log('registered again', this.id);
+      this._emit('open', this.id);
+      return this.id;
+    });
+    done.catch((err) => {
+      if (this._presence === presence && !this.destroyed) this._emit('error', err);
+    });
+    return done;
+  }
+
   /** Go offline on the peer connection (calls end, mesh rooms close); SFU rooms stay. */
   disconnect() {
     if (this.destroyed || !this._presence) return;
