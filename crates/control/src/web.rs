@@ -11,6 +11,7 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
+const SDK_CALLS_DTS: &str = include_str!("../web/sdk/calls.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
 const SDK_MODULES: [(&str, &str); 11] = [
     (
@@ -29,10 +30,7 @@ const SDK_MODULES: [(&str, &str); 11] = [
     ("/sdk/calls.js", include_str!("../web/sdk/calls.js")),
     ("/sdk/p2p.js", include_str!("../web/sdk/p2p.js")),
     ("/sdk/mesh.js", include_str!("../web/sdk/mesh.js")),
-    (
-        "/sdk/datachannels.js",
-        include_str!("../web/sdk/datachannels.js"),
-    ),
+    ("/sdk/data.js", include_str!("../web/sdk/data.js")),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -69,5 +67,9 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/sdk/switchboard.d.ts",
             get(|| async { asset("application/typescript; charset=utf-8", SDK_DTS) }),
+        )
+        .route(
+            "/sdk/calls.d.ts",
+            get(|| async { asset("application/typescript; charset=utf-8", SDK_CALLS_DTS) }),
         )
 }

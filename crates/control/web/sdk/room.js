@@ -1,16 +1,16 @@
 // Switchboard JavaScript SDK: SfuRoom, one membership of a room through the SFU. This module holds
 // joining, the server's messages, remote streams, stats and leaving; negotiation.js adds the SDP
 // steps, tracks.js publishing, subscriptions and mutes, resume.js the states, keepalive, resume
-// and ICE restarts. See docs/sdk.md.
+// and ICE restarts, data.js messages and data channels. See docs/sdk.md.
 
 import {
   Emitter, JOIN_TIMEOUT_MS, LEAVE_GRACE_MS, LEAVE_REASONS, PROTOCOL_VERSION, SwitchboardError,
-  TOKEN, TOKEN_RULE, checkStream, invalid, peerInfo,
+  checkStream, peerInfo,
 } from './core.js';
 import { TrackMethods } from './tracks.js';
 import { NegotiationMethods } from './negotiation.js';
 import { ResumeMethods } from './resume.js';
-import { DataChannelMethods } from './datachannels.js';
+import { DataMethods } from './data.js';
 
 /** Messages kept while the signalling connection is down, sent once it is back (bounded). */
 const QUEUED_WHILE_DOWN = new Set([
@@ -514,30 +514,6 @@ export class SfuRoom extends Emitter {
     });
   }
 
-  /**
-   * Send `data` (anything JSON can carry) to every other member, or to one (`{ to: peerId }`).
-   * They receive it as a `data` event { src, data }. Returns false when the room is not open
-   * or its signalling connection is being resumed (the message is not sent).
-   */
-  send(data, options = {}) {
-    if (data === undefined || typeof data === 'function' || typeof data === 'symbol') {
-      throw invalid('data must be a JSON value');
-    }
-    const to = options?.to;
-    if (to !== undefined && (typeof to !== 'string' || !TOKEN.test(to))) {
-      throw invalid(`to must be a peer id (${TOKEN_RULE})`);
-    }
-    if (!this.open) return false;
-    const message = { type: 'message', data };
-    if (to !== undefined) message.to = to;
-    return Boolean(this._send(message));
-  }
-
-  /** rtc-cafe's name for send(): to everyone, or to the member `to`. */
-  sendMessage(data, to) {
-    return this.send(data, to === undefined || to === null ? {} : { to });
-  }
-
   _updateCredential(credential) {
     if (this.open) this._send({ type: 'updateCredential', credential });
   }
@@ -601,4 +577,4 @@ export class SfuRoom extends Emitter {
   }
 }
 
-Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods, DataChannelMethods);
+Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods, DataMethods);

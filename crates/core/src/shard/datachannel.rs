@@ -180,6 +180,8 @@ impl Shard {
             }
             // Over our limit, or str0m's send buffer is full: a receiver that does not keep up.
             Ok(Some(Ok(false))) => Err(Miss::Backpressure),
+            // str0m refuses writes to a channel that is closing or an association that is
+            // going away: for this receiver the channel is as good as gone.
             Ok(Some(Err(e))) => {
                 debug!(participant = %r.id, error = %e, "data channel write refused");
                 Err(Miss::NoChannel)

@@ -1,5 +1,6 @@
-// Switchboard JavaScript SDK: an SfuRoom's data channels, which the SFU relays to the other
-// members (docs/protocol.md "Data channels"). Two channels per session: `sb-reliable` (ordered,
+// Switchboard JavaScript SDK: an SfuRoom's data: room messages on the signalling socket (send)
+// and the data channels the SFU relays to the other members (sendData; docs/protocol.md "Data
+// channels"). Two channels per session: `sb-reliable` (ordered,
 // retransmitted: chat, state, file pieces) and `sb-lossy` (unordered, never retransmitted:
 // cursors, game state, where a late message is worthless). Every message is a relay frame: a
 // 3-byte header and the peer id of the receiver (on the way up; none = everyone) or the sender
@@ -19,6 +20,12 @@ const MAX_BUFFERED = 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The receiver option of send() and sendData(): absent (everyone else) or a peer id. */
+function checkTo(to) {
+  if (to !== undefined && (typeof to !== 'string' || !TOKEN.test(to))) throw invalid(`to must be a peer id (${TOKEN_RULE})`);
+  return to;
+}
 
 /** A relay frame for `data` (string or binary) to `to` (undefined: everyone else). */
 export function encodeFrame(data, to) {
@@ -55,7 +62,28 @@ export function decodeFrame(buffer) {
 }
 
 /** Mixed into SfuRoom (room.js). */
-export const DataChannelMethods = {
+export const DataMethods = {
+  /**
+   * Send `data` (anything JSON can carry) to every other member, or to one (`{ to: peerId }`).
+   * They receive it as a `data` event { src, data }. Returns false when the room is not open
+   * or its signalling connection is being resumed (the message is not sent).
+   */
+  send(data, options = {}) {
+    if (data === undefined || typeof data === 'function' || typeof data === 'symbol') {
+      throw invalid('data must be a JSON value');
+    }
+    const to = checkTo(options?.to);
+    if (!this.open) return false;
+    const message = { type: 'message', data };
+    if (to !== undefined) message.to = to;
+    return Boolean(this._send(message));
+  },
+
+  /** rtc-cafe's name for send(): to everyone, or to the member `to`. */
+  sendMessage(data, to) {
+    return this.send(data, to === undefined || to === null ? {} : { to });
+  },
+
   /** Open both channels on a new RTCPeerConnection, before its first offer. */
   _openDataChannels(pc) {
     this._dataChannels = new Map();
@@ -84,8 +112,7 @@ export const DataChannelMethods = {
    * is not open or too much is still unsent (a slow link): the message is not sent.
    */
   sendData(data, options = {}) {
-    const to = options?.to;
-    if (to !== undefined && (typeof to !== 'string' || !TOKEN.test(to))) throw invalid(`to must be a peer id (${TOKEN_RULE})`);
+    const to = checkTo(options?.to);
     const reliable = options?.reliable ?? true;
     if (typeof reliable !== 'boolean') throw invalid('reliable must be true or false');
     const frame = encodeFrame(data, to);
