@@ -3,8 +3,8 @@
 // passive TCP candidate; a member with UDP in the same room exchanges media with it, checked by
 // colour both ways, and the walled member's selected candidate pair is TCP.
 
-import { assert, freePort, newPage, sleep, startServer, uniqueRoom } from './harness.mjs';
-import { SERVER_IP, isolatedBrowser, networkTools } from './netns.mjs';
+import { assert, freePort, newPage, startServer, uniqueRoom } from './harness.mjs';
+import { SERVER_IP, isolatedBrowser, loadInMember, networkTools } from './netns.mjs';
 import { INPAGE, colourOf, helperPage, joinAs } from './subscriptions.mjs';
 
 /** The transport of the page's selected ICE candidate pair: { protocol, type, pairs }. */
@@ -46,16 +46,7 @@ export async function iceTcpWhenUdpIsBlocked({ browser, report }) {
     member = await isolatedBrowser(server.port);
     await member.cut('udp');
     const page = await newPage(member.browser, 'icetcp-walled');
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await page.goto(`${server.base}/healthz`, { timeout: 5000 });
-        break;
-      } catch (err) {
-        if (attempt >= 4) throw new Error(`the walled member's browser could not load ${server.base}: ${err.message}`);
-        await sleep(500);
-      }
-    }
-    await page.addScriptTag({ path: INPAGE });
+    await loadInMember(page, server.base, INPAGE);
     open = await helperPage(browser, server.base, 'icetcp-open');
     const roomName = uniqueRoom('icetcp');
     await joinAs(open, { host: server.host, roomName, id: 'open', publish: [{ colour: 'blue', name: 'camera', source: 'camera' }] });

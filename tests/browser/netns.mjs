@@ -135,3 +135,23 @@ export async function isolatedBrowser(serverPort) {
     },
   };
 }
+
+/**
+ * Load `base`'s health page, the in-page helpers at `inpage` and the SDK module in the member's
+ * page. A browser that has just come up in a new network may still be taking it in: it aborts a
+ * navigation or a module fetch with ERR_NETWORK_CHANGED (or hangs) for a moment, so each failed
+ * step starts again from a fresh navigation (a fresh document has no failed module cached).
+ */
+export async function loadInMember(page, base, inpage, attempts = 6) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await page.goto(`${base}/healthz`, { timeout: 5000 });
+      await page.addScriptTag({ path: inpage });
+      await withTimeout(page.evaluate(() => import('/sdk/switchboard.js').then(() => true)), 5000, 'loading the SDK module');
+      return;
+    } catch (err) {
+      if (attempt >= attempts) throw new Error(`the member's browser could not load ${base} (${attempt} attempts): ${err.message}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

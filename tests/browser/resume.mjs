@@ -5,7 +5,7 @@
 // than the server's grace period (the others see peerLeft; the SDK's resume is refused).
 
 import { assert, newPage, sleep, startServer, uniqueRoom, waitFor } from './harness.mjs';
-import { FIRST_ADDRESS, SECOND_ADDRESS, SERVER_IP, isolatedBrowser, networkTools } from './netns.mjs';
+import { FIRST_ADDRESS, SECOND_ADDRESS, SERVER_IP, isolatedBrowser, loadInMember, networkTools } from './netns.mjs';
 import { INPAGE, colourOf, events, helperPage, joinAs } from './subscriptions.mjs';
 
 /** Server grace for parked sessions in these tests (the default is 20 s). */
@@ -31,18 +31,7 @@ async function setUp(browser, report, label) {
   try {
     member = await isolatedBrowser(server.port);
     const page = await newPage(member.browser, `${label}-member`);
-    // The member's browser may still be taking in its new network: a navigation it aborts with
-    // ERR_NETWORK_CHANGED (or that hangs) is tried again.
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await page.goto(`${server.base}/healthz`, { timeout: 5000 });
-        break;
-      } catch (err) {
-        if (attempt >= 4) throw new Error(`the member's browser could not load ${server.base} (${attempt} attempts): ${err.message}`);
-        await sleep(500);
-      }
-    }
-    await page.addScriptTag({ path: INPAGE });
+    await loadInMember(page, server.base, INPAGE);
     obs = await helperPage(browser, server.base, `${label}-obs`);
     const roomName = uniqueRoom(label);
     await joinAs(obs, { host: server.host, roomName, id: 'obs' });
