@@ -64,7 +64,7 @@ export async function sdkErrors({ browser, server, report }) {
       const peer = new Peer({ host: goodHost });
       out.sync = {
         mesh: throws(() => peer.joinRoom('r1', { mode: 'p2p' })),
-        vp9: throws(() => peer.joinRoom('r2', { videoCodec: 'VP9' })),
+        h265: throws(() => peer.joinRoom('r2', { videoCodec: 'H265' })),
         g711: throws(() => peer.joinRoom('r3', { audioCodec: 'PCMU' })),
         bandwidth: throws(() => peer.joinRoom('r4', { videoBandwidth: -5 })),
         typo: throws(() => peer.joinRoom('r5', { videoBandwith: 500 })),
@@ -100,7 +100,7 @@ export async function sdkErrors({ browser, server, report }) {
       assert(err && err.type === 'invalidArgument' && err.message.length > 10, `${name} should throw invalidArgument, got ${JSON.stringify(err)}`);
     }
     assert(/mesh/.test(result.sync.mesh.message), result.sync.mesh.message);
-    assert(/VP9/.test(result.sync.vp9.message), result.sync.vp9.message);
+    assert(/H265/.test(result.sync.h265.message), result.sync.h265.message);
     assert(/videoBandwith/.test(result.sync.typo.message), result.sync.typo.message);
   } finally {
     await page.closeContext();

@@ -110,7 +110,7 @@
     for (const name of [
       'open', 'state', 'resumed', 'iceRestart', 'peerJoin', 'peerLeave', 'peerReconnecting',
       'peerReconnected', 'trackDefined', 'trackRemoved', 'remoteTrack', 'remoteTrackEnded',
-      'trackMuted', 'mediaState', 'connectionState', 'error', 'close',
+      'trackMuted', 'mediaState', 'activeSpeakersChanged', 'connectionState', 'error', 'close',
     ]) record(name);
     room.once('open', () => room.pc.addEventListener('iceconnectionstatechange', () => {
       events.push([Date.now(), 'ice', room.pc.iceConnectionState]);
@@ -160,5 +160,19 @@
     return { longestGapMs: longest, lastFrames, samples: samples.length };
   }
 
-  window.sbt = { COLOURS, colourTrack, frameColour, join, inboundByMid, frameGaps };
+  /** An audio track playing a sine of `frequency` Hz at `gain` (0..1 of full scale). */
+  function toneTrack(frequency, gain) {
+    const ctx = new window.AudioContext();
+    const osc = ctx.createOscillator();
+    osc.frequency.value = frequency;
+    const amp = ctx.createGain();
+    amp.gain.value = gain;
+    const dst = ctx.createMediaStreamDestination();
+    osc.connect(amp).connect(dst);
+    osc.start();
+    ctx.resume().catch(() => {});
+    return dst.stream.getAudioTracks()[0];
+  }
+
+  window.sbt = { COLOURS, colourTrack, toneTrack, frameColour, join, inboundByMid, frameGaps };
 })();

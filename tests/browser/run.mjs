@@ -25,12 +25,16 @@ import {
   voiceThenVideo,
 } from './calls.mjs';
 import { groupCall } from './groupcall.mjs';
+import { vp9AndAv1 } from './codecs.mjs';
+import { activeSpeakers } from './speakers.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
   { name: 'SDK errors: bad server address, invalid room name, invalid arguments', run: sdkErrors, timeout: 60000 },
   { name: 'join/leave burst and renegotiation never deadlock', run: joinLeaveBurst, timeout: 120000 },
   { name: 'room options: codec, bandwidth, stream swap, several rooms', run: roomOptions, timeout: 90000 },
+  { name: 'codecs: VP9 and AV1 publishers reach every member, by colour and codec', run: vp9AndAv1, timeout: 90000 },
+  { name: 'active speakers: the louder tone leads, muting it leaves the softer alone', run: activeSpeakers, timeout: 90000 },
   { name: 'credentials, data messages and operator actions', run: credentialsAndOperator, timeout: 60000 },
   { name: 'server drain and shutdown reach the app', run: serverShutdown, timeout: 60000 },
   { name: 'selective subscription: exactly the subscribed screen share, by colour', run: selectiveSubscription, timeout: 90000 },

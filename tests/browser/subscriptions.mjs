@@ -18,13 +18,16 @@ export async function helperPage(browser, base, label) {
   return page;
 }
 
-/** Join in `page`; `publish` lists { colour, name, source, description } canvas tracks to send. */
+/**
+ * Join in `page`; `publish` lists the tracks to send: { colour, name, source, description } for
+ * a canvas, { tone: { frequency, gain }, name, source } for a sine.
+ */
 export async function joinAs(page, { host, roomName, id, options = {}, publish = [] }) {
   await page.evaluate(async ({ host: h, roomName: r, id: i, options: o, publish: p }) => {
     const room = await window.sbt.join({ host: h, roomName: r, id: i, options: o });
     window.published = {};
     for (const t of p) {
-      const track = window.sbt.colourTrack(t.colour);
+      const track = t.tone ? window.sbt.toneTrack(t.tone.frequency, t.tone.gain) : window.sbt.colourTrack(t.colour);
       const info = await room.publishTrack(track, { name: t.name, source: t.source, description: t.description });
       window.published[info.trackId] = track;
     }

@@ -23,6 +23,7 @@ pub struct Metrics {
     bytes: IntCounterVec,
     rtp_received: IntCounter,
     rtp_forwarded: IntCounter,
+    codec_refusals: IntCounter,
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
     dropped: IntCounterVec,
@@ -136,6 +137,12 @@ impl Metrics {
                 &r,
                 "switchboard_rtp_forwarded_total",
                 "RTP packets written to subscribers (one per copy).",
+            ),
+            codec_refusals: counter(
+                &r,
+                "switchboard_codec_refusals_total",
+                "Tracks not forwarded to a subscriber because its answer did not accept the \
+                 codec the publisher sends (one per track and time it was offered).",
             ),
             nacks: counter_vec(
                 &r,
@@ -292,6 +299,8 @@ impl Metrics {
         self.rtp_received.inc_by(d(now.rtp_in, was.rtp_in));
         self.rtp_forwarded
             .inc_by(d(now.rtp_forwarded, was.rtp_forwarded));
+        self.codec_refusals
+            .inc_by(d(now.codec_refusals, was.codec_refusals));
         self.nacks
             .with_label_values(&["received"])
             .inc_by(d(now.nacks_received, was.nacks_received));

@@ -11,6 +11,7 @@ mod forward;
 mod hash;
 mod ids;
 mod keyframe;
+mod level;
 mod rewrite;
 mod rtc_template;
 pub mod screen;

@@ -39,10 +39,10 @@ pub struct NewRtc {
 }
 
 /// One configuration for every participant: ICE-lite (the server only answers checks), RTP mode
-/// (forward packets, never reassemble frames), and only codecs every browser decodes, because an
-/// SFU cannot transcode. One DTLS certificate per process: generating one per participant costs
-/// CPU for nothing (a certificate is an ECDSA key generation; the fingerprint in each answer is
-/// all a client checks).
+/// (forward packets, never reassemble frames), and the codecs browsers publish (Opus, VP8, H264,
+/// VP9, AV1). An SFU cannot transcode: a subscriber gets a track only in a codec it accepted.
+/// One DTLS certificate per process: generating one per participant costs CPU for nothing (a
+/// certificate is an ECDSA key generation; the fingerprint in each answer is all a client checks).
 #[derive(Debug, Clone)]
 pub struct RtcTemplate {
     config: RtcConfig,
@@ -63,6 +63,10 @@ impl RtcTemplate {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            // Forwarded as they come (single layer; keyframes detected in `fanout`). A
+            // subscriber whose answer leaves one out does not get tracks in it.
+            .enable_vp9(true)
+            .enable_av1(true)
             // Per-stream NACK/PLI counters for metrics; one snapshot a second is cheap.
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .set_dtls_cert(cert);

@@ -159,6 +159,8 @@ pub struct ShardStats {
     pub dropped_before_switch: u64,
     /// Packets a subscriber could not decode (no matching codec negotiated).
     pub dropped_no_codec: u64,
+    /// Tracks not bound to a subscriber (or unbound) because it did not accept their codec.
+    pub codec_refusals: u64,
     /// RTP on an m-line that is not a published track (or a simulcast layer not forwarded).
     pub dropped_unrouted: u64,
     /// Packets of operator-muted tracks not forwarded.
@@ -212,6 +214,7 @@ impl ShardStats {
             t.dropped_awaiting_keyframe += s.dropped_awaiting_keyframe;
             t.dropped_before_switch += s.dropped_before_switch;
             t.dropped_no_codec += s.dropped_no_codec;
+            t.codec_refusals += s.codec_refusals;
             t.dropped_unrouted += s.dropped_unrouted;
             t.dropped_muted += s.dropped_muted;
             t.nacks_received += s.nacks_received;

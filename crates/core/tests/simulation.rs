@@ -2,8 +2,12 @@
 
 mod sim;
 
+#[path = "cases/codecs.rs"]
+mod codecs;
 #[path = "cases/data_relay.rs"]
 mod data_relay;
+#[path = "cases/speakers.rs"]
+mod speakers;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -120,6 +120,10 @@ pub enum ErrorCode {
     /// The session opened more data channels than the server relays (8); the later ones carry
     /// nothing. Open fewer (one reliable and one lossy channel is what the SDK uses).
     TooManyChannels,
+    /// A track in the room is encoded in a codec this session's answer did not accept (say VP9
+    /// or AV1 to a client that decodes only VP8): it is not forwarded to this session, the
+    /// others still get it. Accept the codec in the answer to receive it.
+    CodecUnsupported,
     /// A server fault; the session may continue, report it if it repeats.
     Internal,
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin, Payload, PeerInfo,
-    TrackInfo,
+    ActiveSpeaker, ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin, Payload,
+    PeerInfo, TrackInfo,
 };
 
 /// Messages the server sends.
@@ -124,6 +124,10 @@ pub enum ServerMessage {
     /// changes.
     #[serde(rename_all = "camelCase")]
     MediaState { peer_id: String, state: MediaState },
+    /// Who in the room is talking, loudest first (from the audio level each publisher's packets
+    /// carry, RFC 6464): sent to the room at most every 300 ms, and only when the list or its
+    /// order changed. An empty list: nobody talks.
+    ActiveSpeakers { speakers: Vec<ActiveSpeaker> },
     /// The server is shutting down: finish up; sessions still open after `deadlineMs`
     /// (milliseconds from now) are closed with `serverShutdown`.
     #[serde(rename_all = "camelCase")]

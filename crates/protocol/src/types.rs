@@ -121,3 +121,50 @@ pub struct IceServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
 }
+
+/// One member who is talking, in `activeSpeakers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    pub peer_id: String,
+    pub level: AudioLevel,
+}
+
+/// How loud a speaker is: linear amplitude from 0 (silence) to 1 (full scale), smoothed over
+/// about a second. Kept in thousandths, so messages compare exactly; on the wire a number
+/// with at most three decimals (`0.125`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AudioLevel(u16);
+
+impl AudioLevel {
+    /// From a linear amplitude; values outside 0..=1 are clamped (NaN is silence).
+    pub fn from_amplitude(amplitude: f32) -> Self {
+        let clamped = if amplitude.is_nan() {
+            0.0
+        } else {
+            amplitude.clamp(0.0, 1.0)
+        };
+        AudioLevel((clamped * 1000.0).round() as u16)
+    }
+
+    pub fn thousandths(self) -> u16 {
+        self.0
+    }
+
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+}
+
+impl Serialize for AudioLevel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.as_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for AudioLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Ok(AudioLevel::from_amplitude(value as f32))
+    }
+}

@@ -2,7 +2,7 @@
 // and mesh rooms, on the peer connection (docs/protocol-peer.md). Re-exported by switchboard.d.ts;
 // import from there. Guide: docs/sdk.md "Calls".
 
-import type { Emitter, RemoteStream, SfuRoom, SwitchboardError } from './switchboard';
+import type { Emitter, RemoteStream, SfuRoom, SwitchboardError, VideoCodec } from './switchboard';
 
 /** A call's state, owned by the server (LumenJS's state machine). */
 export type CallState = 'initiating' | 'ringing' | 'connecting' | 'connected' | 'reconnecting' | 'ended';
@@ -25,7 +25,7 @@ export interface CallOptions {
   conversationId?: string;
   videoBandwidth?: number;
   audioBandwidth?: number;
-  videoCodec?: 'VP8' | 'H264';
+  videoCodec?: VideoCodec;
   audioCodec?: 'opus';
 }
 
@@ -96,7 +96,7 @@ export declare class MediaConnection implements Emitter<MediaConnectionEvents> {
   /** The SfuRoom of an 'sfu' call, once joined. */
   readonly room: SfuRoom | null;
   /** Callee: accept, sending `stream` (absent: receive only). */
-  answer(stream?: MediaStream | null, options?: { videoBandwidth?: number; audioBandwidth?: number; videoCodec?: 'VP8' | 'H264'; audioCodec?: 'opus' }): void;
+  answer(stream?: MediaStream | null, options?: { videoBandwidth?: number; audioBandwidth?: number; videoCodec?: VideoCodec; audioCodec?: 'opus' }): void;
   /** Callee: decline (the caller sees `rejected`). */
   reject(): void;
   /** Hang up ('failed': the media could not be kept). The caller hanging up while it rings cancels the call. */

@@ -178,7 +178,7 @@ export function codecsFor(kind, mimeType) {
   });
 }
 
-export const VIDEO_CODECS = { vp8: 'VP8', h264: 'H264' };
+export const VIDEO_CODECS = { vp8: 'VP8', h264: 'H264', vp9: 'VP9', av1: 'AV1' };
 export const AUDIO_CODECS = { opus: 'opus' };
 export const ROOM_OPTIONS = new Set([
   'mode', 'stream', 'name', 'videoBandwidth', 'audioBandwidth', 'videoCodec', 'audioCodec',
@@ -256,7 +256,7 @@ export function parseRoomOptions(options) {
   if (options.videoCodec !== undefined) {
     const name = VIDEO_CODECS[String(options.videoCodec).toLowerCase()];
     if (!name) {
-      throw invalid(`videoCodec ${JSON.stringify(options.videoCodec)} is not supported (use 'VP8' or 'H264')`);
+      throw invalid(`videoCodec ${JSON.stringify(options.videoCodec)} is not supported (use 'VP8', 'H264', 'VP9' or 'AV1')`);
     }
     parsed.videoCodecs = codecsFor('video', name);
     if (!parsed.videoCodecs) throw invalid(`this browser cannot send ${name} video`);

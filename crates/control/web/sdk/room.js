@@ -50,6 +50,8 @@ export class SfuRoom extends Emitter {
     this.expiresAt = null;
     /** ICE restarts done so far (after the media path failed or the address changed). */
     this.iceRestarts = 0;
+    /** Who talks, loudest first, as the server last said: [{ peerId, level }] (level 0..1). */
+    this.activeSpeakers = [];
     /** Resumes done so far (after the signalling connection dropped). */
     this.resumes = 0;
     this._options = options;
@@ -275,6 +277,11 @@ export class SfuRoom extends Emitter {
         break;
       case 'mediaState':
         this._onMediaState(message.peerId, message.state);
+        break;
+      case 'activeSpeakers':
+        // Sent only when who talks (or the order) changed; it may name you too.
+        this.activeSpeakers = (message.speakers ?? []).map((s) => ({ peerId: s.peerId, level: s.level }));
+        this._emit('activeSpeakersChanged', this.activeSpeakers);
         break;
       case 'left':
         this._onLeft(message.reason);

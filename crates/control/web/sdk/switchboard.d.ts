@@ -54,6 +54,7 @@ export type ServerErrorType =
   | 'badDataFrame'
   /** More data channels than the server relays (8). */
   | 'tooManyChannels'
+  | 'codecUnsupported'
   | 'internal';
 
 /** Errors the SDK itself detects. */
@@ -168,6 +169,15 @@ export type SignalName =
  */
 export type SignalModifier = (signalName: SignalName, payload: Record<string, unknown>) => Record<string, unknown> | void;
 
+/** A member who talks: `level` is a linear amplitude from 0 to 1, smoothed over about a second. */
+export interface ActiveSpeaker {
+  peerId: string;
+  level: number;
+}
+
+/** What `videoCodec` may name: the video codecs the server forwards. */
+export type VideoCodec = 'VP8' | 'H264' | 'VP9' | 'AV1';
+
 /** What a track carries. */
 export type TrackSource = 'camera' | 'microphone' | 'screen' | 'screenAudio' | 'other';
 
@@ -196,7 +206,7 @@ export interface RoomOptions {
   /** Upper limit for the audio sender, in kbit/s. */
   audioBandwidth?: number;
   /** The codec to send video with. The server forwards VP8 and H264. */
-  videoCodec?: 'VP8' | 'H264';
+  videoCodec?: VideoCodec;
   /** The codec to send audio with. */
   audioCodec?: 'opus';
   /**
@@ -462,6 +472,8 @@ export interface RoomEvents {
   remoteTrackEnded: (event: { peerId: string; trackId: string; mid: string }) => void;
   /** What a member sends changed (LumenJS's media-changed). */
   mediaState: (event: { peerId: string; state: MediaState }) => void;
+  /** Who talks changed (or the order): loudest first, at most every 300 ms; [] when nobody does. */
+  activeSpeakersChanged: (speakers: ActiveSpeaker[]) => void;
   /** A message from another member (room.send, sendData) or from the admin API. */
   data: (event: DataEvent) => void;
   /** A member (or an operator) muted or unmuted a track (also one of yours). */
@@ -493,6 +505,8 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
   readonly remoteStreams: RemoteStream[];
   readonly connectionState: RTCPeerConnectionState;
   readonly state: RoomState;
+  /** Who talks, loudest first, as the server last announced (it may include you). */
+  readonly activeSpeakers: ActiveSpeaker[];
   /** ICE restarts and resumes done so far. */
   readonly iceRestarts: number;
   readonly resumes: number;

@@ -299,6 +299,9 @@ impl Shard {
         if self.timers.housekeeping_due(now) {
             self.housekeeping();
         }
+        if self.timers.speakers_due(now) {
+            self.announce_speakers();
+        }
     }
 
     fn housekeeping(&mut self) {

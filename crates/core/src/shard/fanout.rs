@@ -14,6 +14,7 @@ use super::participant::{Local, Participant, SlotId, TrackRef};
 use super::Shard;
 use crate::forward::{Decision, DropReason, PacketMeta};
 use crate::keyframe::KeyframeThrottle;
+use crate::level::LevelMeter;
 use crate::stats::Op;
 
 /// A track of a member and who receives it: the fan-out map's entry. A track is *defined*
@@ -37,6 +38,11 @@ pub(crate) struct Track {
     pub params: Vec<PayloadParams>,
     /// The codec of each publisher PT, for keyframe detection without a search per packet.
     pub codec_of_pt: [Option<Codec>; 128],
+    /// The PT the publisher's m-line lists first (what it sends), to check before binding that
+    /// a subscriber accepted that codec. `None` until live, or when the m-line lists none.
+    pub sent_pt: Option<str0m::media::Pt>,
+    /// How loud the publisher is on this (audio) track, for the speaker ranking.
+    pub level: LevelMeter,
     /// (subscriber, slot) pairs.
     pub subscribers: Vec<(Local, SlotId)>,
     pub keyframe: KeyframeThrottle,
@@ -75,11 +81,17 @@ impl Track {
 }
 
 /// Does this payload start a keyframe a decoder can begin with? For H264 a packet carrying the
-/// SPS counts as the start (it precedes the IDR, and a decoder needs it first).
+/// SPS counts as the start (it precedes the IDR, and a decoder needs it first); for AV1 the
+/// aggregation header's N bit (the first packet of a new coded video sequence).
 fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {
     match codec {
         Some(Codec::Vp8) => str0m::format::detect_vp8_keyframe(payload),
-        Some(Codec::Vp9) => str0m::format::detect_vp9_keyframe(payload),
+        // The descriptor's B bit (0x08) marks a frame's first packet; str0m's check reads only
+        // the P bit, which every packet of a keyframe has clear.
+        Some(Codec::Vp9) => {
+            payload.first().is_some_and(|b| b & 0x08 != 0)
+                && str0m::format::detect_vp9_keyframe(payload)
+        }
         Some(Codec::H264) => {
             str0m::format::detect_h264_nalu(payload, 7)
                 || str0m::format::detect_h264_keyframe(payload)
@@ -118,6 +130,9 @@ impl Shard {
             Some(_) => {}
         }
         let video = track.kind == MediaKind::Video;
+        if let (false, Some(dbov)) = (video, packet.header.ext_vals.audio_level) {
+            track.level.observe(dbov);
+        }
         let pt = packet.header.payload_type;
         let keyframe_start = video && {
             let codec = track.codec_of_pt.get(usize::from(*pt)).copied().flatten();
@@ -137,6 +152,10 @@ impl Shard {
         ext.abs_send_time = None;
 
         let mut want_keyframe = false;
+        // Subscribers that turn out not to decode this packet's codec (the publisher switched
+        // codecs, or sends one its m-line did not list first): they lose the track after the
+        // loop. Empty, and so without an allocation, on every ordinary packet.
+        let mut undecodable = Vec::new();
         for &(sub, slot_id) in &track.subscribers {
             let Some(s) = members.get_mut(sub.0) else {
                 continue;
@@ -188,8 +207,21 @@ impl Shard {
                     want_keyframe = true;
                 }
                 Decision::Drop(DropReason::BeforeSwitch) => stats.dropped_before_switch += 1,
-                Decision::Drop(DropReason::NoCodec) => stats.dropped_no_codec += 1,
+                Decision::Drop(DropReason::NoCodec) => {
+                    stats.dropped_no_codec += 1;
+                    // A PT of the publisher's own codecs (not one it never negotiated).
+                    let known = track
+                        .codec_of_pt
+                        .get(usize::from(*pt))
+                        .is_some_and(Option::is_some);
+                    if codec.is_none() && known {
+                        undecodable.push((sub, slot_id));
+                    }
+                }
             }
+        }
+        for (sub, slot_id) in undecodable {
+            self.refuse_codec(sub, slot_id, track_ref, pt);
         }
         if want_keyframe {
             // The request sent when the subscriber was bound may have been lost; ask again

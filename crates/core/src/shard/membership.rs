@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 
 use switchboard_protocol::webhook::WebhookEvent;
-use switchboard_protocol::{ErrorCode, LeaveReason, PeerInfo, ServerMessage, PROTOCOL_VERSION};
+use switchboard_protocol::{
+    ActiveSpeaker, ErrorCode, LeaveReason, PeerInfo, ServerMessage, PROTOCOL_VERSION,
+};
 use tracing::info;
 
 use super::engine::Engine;
@@ -32,6 +34,8 @@ pub(crate) struct JoinRequest {
 pub(crate) struct Room {
     pub members: Vec<Local>,
     pub tracks: Vec<TrackRef>,
+    /// The speakers last announced to the room (`speakers.rs`).
+    pub speakers: Vec<ActiveSpeaker>,
 }
 
 impl Shard {
@@ -164,6 +168,7 @@ impl Shard {
         let room_state = self.rooms.entry(room.clone()).or_default();
         let others = room_state.members.clone();
         let tracks: Vec<TrackRef> = room_state.tracks.clone();
+        let speakers = room_state.speakers.clone();
         room_state.members.push(local);
         info!(participant = %pid, %room, %peer_id, "joined");
         self.signal(
@@ -186,6 +191,10 @@ impl Shard {
         };
         for other in others {
             self.signal(other, ServerMessage::PeerJoined { peer: me.clone() });
+        }
+        // The room's talk so far, so a newcomer does not wait for the next change.
+        if !speakers.is_empty() {
+            self.signal(local, ServerMessage::ActiveSpeakers { speakers });
         }
         // A member that takes every track subscribes to what the room has; the live ones wait
         // for slots until the first offer/answer is done.

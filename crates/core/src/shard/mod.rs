@@ -36,6 +36,7 @@
 //! | `membership` | joining, leaving, rooms |
 //! | `admin` | operator actions and data messages |
 //! | `datachannel` | relaying data-channel messages between the members of a room |
+//! | `speakers` | ranking each room's speakers and announcing changes |
 //! | `participant`, `slot`, `slab` | the records those parts share |
 //!
 //! # Failure isolation
@@ -58,6 +59,7 @@ mod participant;
 mod resume;
 mod slab;
 mod slot;
+mod speakers;
 mod subscriptions;
 mod timers;
 mod tracks;

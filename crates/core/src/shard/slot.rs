@@ -86,7 +86,8 @@ impl Slot {
         self.state == SlotState::Ready && self.kind == kind && self.source.is_none()
     }
 
-    /// The subscriber's PT for a publisher PT, from the publisher's negotiated parameters.
+    /// The subscriber's PT for a publisher PT, from the publisher's negotiated parameters;
+    /// `None` when the subscriber's answer did not accept that codec on this m-line.
     /// Resolved once per (source, PT); the engine is asked only the first time.
     pub fn out_codec(
         &mut self,
@@ -102,13 +103,18 @@ impl Slot {
             self.codecs.push((pt, None));
             return Ok(None);
         };
+        let mid = self.mid;
         let resolved = engine.call(who, Op::Query, |rtc| {
-            rtc.codec_config()
-                .match_params(params)
-                .map(|ours| OutCodec {
-                    pt: ours.pt(),
-                    clock_rate: ours.spec().clock_rate.get(),
-                })
+            let ours = rtc.codec_config().match_params(params)?;
+            // The subscriber's answer narrows the m-line to what it decodes (an m-line made
+            // through the direct API has no answer, so nothing narrows it).
+            let accepted = rtc
+                .media(mid)
+                .is_some_and(|m| m.remote_pts().is_empty() || m.remote_pts().contains(&ours.pt()));
+            accepted.then(|| OutCodec {
+                pt: ours.pt(),
+                clock_rate: ours.spec().clock_rate.get(),
+            })
         })?;
         self.codecs.push((pt, resolved));
         Ok(resolved)

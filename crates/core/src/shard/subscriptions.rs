@@ -3,6 +3,7 @@
 //! reused, and only when none is free does negotiation offer more (see
 //! `docs/decisions/0001-slots.md`).
 
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, Mid};
 use switchboard_protocol::{MediaKind, ServerMessage};
 
@@ -119,8 +120,91 @@ impl Shard {
             if let Some(p) = self.members.get_mut(local.0) {
                 p.wanted.remove(i);
             }
-            self.bind(local, slot, track);
+            match self.decodable(local, slot, track) {
+                Ok(Ok(())) => self.bind(local, slot, track),
+                // It stays subscribed: if the track goes live again (say in another codec),
+                // it is tried again.
+                Ok(Err(codec)) => self.tell_codec_unsupported(local, track, codec),
+                Err(Failed) => {
+                    self.failed.push(local);
+                    return;
+                }
+            }
         }
+    }
+
+    /// Did the subscriber accept, on this slot's m-line, the codec the track's publisher sends?
+    /// `Err(codec)` names the codec it did not accept. A track whose sent codec is not known
+    /// yet counts as decodable: the first packet in a codec the slot lacks unbinds it.
+    fn decodable(
+        &mut self,
+        local: Local,
+        slot_id: SlotId,
+        track_ref: TrackRef,
+    ) -> Result<Result<(), Codec>, Failed> {
+        let Some(track) = self.tracks.get(track_ref.0) else {
+            return Ok(Ok(()));
+        };
+        let Some(pt) = track.sent_pt else {
+            return Ok(Ok(()));
+        };
+        let Some(p) = self.members.get_mut(local.0) else {
+            return Ok(Ok(()));
+        };
+        let who = p.id;
+        let Some(slot) = p.slots.get_mut(slot_id.0) else {
+            return Ok(Ok(()));
+        };
+        slot.codecs.clear();
+        let out = slot.out_codec(pt, &track.params, &mut p.engine, who)?;
+        let codec = track.codec_of_pt.get(usize::from(*pt)).copied().flatten();
+        Ok(match (out, codec) {
+            (None, Some(codec)) => Err(codec),
+            _ => Ok(()),
+        })
+    }
+
+    /// The subscriber's answer left out a codec a track in the room is sent in: tell it once
+    /// per time the track is offered to it (the publisher and the others are not affected).
+    fn tell_codec_unsupported(&mut self, local: Local, track_ref: TrackRef, codec: Codec) {
+        let Some(track) = self.tracks.get(track_ref.0) else {
+            return;
+        };
+        self.stats.codec_refusals += 1;
+        let message = ServerMessage::Error {
+            code: switchboard_protocol::ErrorCode::CodecUnsupported,
+            message: format!(
+                "track {:?} of {:?} is sent in {codec}, which this session's answer did not \
+                 accept; it is not forwarded to you",
+                track.track_id, track.publisher_peer
+            ),
+            request: None,
+        };
+        self.signal(local, message);
+    }
+
+    /// A packet showed that a bound subscriber does not decode the track's codec `pt`: it loses
+    /// the track (`trackUnpublished`, then `codecUnsupported`), and its slot takes the next one.
+    pub(super) fn refuse_codec(
+        &mut self,
+        local: Local,
+        slot_id: SlotId,
+        track_ref: TrackRef,
+        pt: str0m::media::Pt,
+    ) {
+        let Some(codec) = self
+            .tracks
+            .get(track_ref.0)
+            .and_then(|t| t.codec_of_pt.get(usize::from(*pt)).copied().flatten())
+        else {
+            return;
+        };
+        if self.unbind(local, slot_id) != Some(track_ref) {
+            return;
+        }
+        self.tell_codec_unsupported(local, track_ref, codec);
+        self.fill_slots(local);
+        self.negotiate_later(local);
     }
 
     fn bind(&mut self, local: Local, slot_id: SlotId, track_ref: TrackRef) {

@@ -1,5 +1,5 @@
 //! When the shard must be woken: each participant's str0m deadline, deferred keyframe requests,
-//! and the periodic housekeeping.
+//! the periodic housekeeping and the speaker ranking.
 //!
 //! Deadlines sit in a binary heap with lazy deletion: a participant's entry is pushed only when
 //! its deadline changes, and an entry that no longer matches the participant's current deadline
@@ -13,11 +13,14 @@ use super::participant::{Local, TrackRef};
 
 /// How often the shard checks participants for connect and disconnect timeouts.
 pub(crate) const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+/// How often each room's speakers are ranked (and announced, when the list changed).
+pub(crate) const SPEAKER_INTERVAL: Duration = Duration::from_millis(300);
 
 #[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Local)>>,
     next_housekeeping: Instant,
+    next_speakers: Instant,
     /// Tracks with a keyframe request deferred by the throttle.
     keyframe_pending: Vec<TrackRef>,
 }
@@ -27,6 +30,7 @@ impl Timers {
         Timers {
             heap: BinaryHeap::new(),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            next_speakers: now + SPEAKER_INTERVAL,
             keyframe_pending: Vec::new(),
         }
     }
@@ -58,6 +62,16 @@ impl Timers {
         }
     }
 
+    /// True (once per interval) when the rooms' speakers are due to be ranked.
+    pub fn speakers_due(&mut self, now: Instant) -> bool {
+        if now >= self.next_speakers {
+            self.next_speakers = now + SPEAKER_INTERVAL;
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn defer_keyframe(&mut self, track: TrackRef) {
         if !self.keyframe_pending.contains(&track) {
             self.keyframe_pending.push(track);
@@ -76,12 +90,13 @@ impl Timers {
         &self.keyframe_pending
     }
 
-    /// The earliest of the housekeeping time and the first participant deadline (keyframe
-    /// deadlines are added by the caller, which knows the throttles).
+    /// The earliest of the housekeeping and speaker times and the first participant deadline
+    /// (keyframe deadlines are added by the caller, which knows the throttles).
     pub fn next(&self) -> Instant {
+        let periodic = self.next_housekeeping.min(self.next_speakers);
         match self.heap.peek() {
-            Some(Reverse((at, _))) => self.next_housekeeping.min(*at),
-            None => self.next_housekeeping,
+            Some(Reverse((at, _))) => periodic.min(*at),
+            None => periodic,
         }
     }
 }

@@ -98,6 +98,8 @@ impl Shard {
             explicit: spec.explicit,
             params: Vec::new(),
             codec_of_pt: [None; 128],
+            sent_pt: None,
+            level: Default::default(),
             subscribers: Vec::new(),
             keyframe: KeyframeThrottle::new(self.config.keyframe_interval),
             owner_muted: false,
@@ -139,10 +141,10 @@ impl Shard {
         let Some(p) = self.members.get_mut(publisher.0) else {
             return;
         };
-        let Ok(params) = p
-            .engine
-            .call(p.id, Op::Query, |rtc| rtc.codec_config().params().to_vec())
-        else {
+        let Ok((params, sent_pt)) = p.engine.call(p.id, Op::Query, |rtc| {
+            let sent = rtc.media(mid).and_then(|m| m.remote_pts().first().copied());
+            (rtc.codec_config().params().to_vec(), sent)
+        }) else {
             self.failed.push(publisher);
             return;
         };
@@ -161,6 +163,7 @@ impl Shard {
         }
         track.params = params;
         track.codec_of_pt = codec_of_pt;
+        track.sent_pt = sent_pt;
         track.mid = Some(mid);
         track.layer = None;
         let (kind, track_id, peer, info) = (
@@ -435,6 +438,10 @@ impl Shard {
         }
         *flag = muted;
         let now_muted = track.muted();
+        if now_muted {
+            // A muted member stops talking at once, not when its smoothed level has decayed.
+            track.level = Default::default();
+        }
         let (kind, publisher) = (track.kind, track.publisher);
         let (track_id, peer) = (track.track_id.clone(), track.publisher_peer.clone());
         let subscribers = track.subscribers.clone();

@@ -14,7 +14,7 @@ use str0m::channel::ChannelId;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, Refusal, SdpLimits};
 pub use switchboard_core::Transport;
@@ -34,6 +34,8 @@ pub struct Received {
     /// (extended seq as received, payload owner, payload counter, owner announced at arrival)
     pub packets: Vec<(u64, String, u64, Option<String>)>,
     pub corrupt: u64,
+    /// The codecs packets arrived in, in the order first seen.
+    pub codecs: Vec<Codec>,
 }
 
 pub struct SimClient {
@@ -47,6 +49,12 @@ pub struct SimClient {
     pending: Option<SdpPendingOffer>,
     pub audio_mid: Option<Mid>,
     pub video_mid: Option<Mid>,
+    /// The codec it publishes video in (the first of the codecs it joined with, unless a test
+    /// changes it to make a publisher send what its m-line did not list first).
+    pub video_codec: Codec,
+    /// The audio level its audio packets carry (dBov, 0 loudest, -127 silence); `None`: no
+    /// level extension on its packets.
+    pub audio_level: Option<i8>,
     deadline: Instant,
     next_audio: Instant,
     next_video: Instant,
@@ -97,12 +105,47 @@ pub struct Sim {
     pub server_offers: bool,
     /// Data channels the next joins open with their first offer (labels).
     pub join_channels: Vec<String>,
+    /// The video codecs the next joins' engines have, in order (VP8, VP9, AV1 are known).
+    pub join_video_codecs: Vec<Codec>,
 }
 
 fn protocol(transport: Transport) -> Protocol {
     match transport {
         Transport::Udp => Protocol::Udp,
         Transport::Tcp => Protocol::Tcp,
+    }
+}
+
+/// The synthetic payloads carry VP8 framing; a VP9 or AV1 publisher puts its codec's first byte
+/// in front (what the server reads to find keyframes): VP9's descriptor `I|P|L|F|B|E|V|Z` with B
+/// on a frame's first packet and P off in keyframes, AV1's aggregation header with N on the first
+/// packet of a keyframe (a new coded video sequence).
+fn wrap_descriptor(codec: Codec, pos: VideoPosition, payload: Vec<u8>) -> Vec<u8> {
+    let first = match codec {
+        Codec::Vp9 => {
+            let begin = if pos.frame_start { 0x08 } else { 0x00 };
+            let predicted = if pos.keyframe { 0x00 } else { 0x40 };
+            begin | predicted
+        }
+        Codec::Av1 => {
+            if pos.frame_start && pos.keyframe {
+                0x08
+            } else {
+                0x00
+            }
+        }
+        _ => return payload,
+    };
+    let mut out = Vec::with_capacity(payload.len() + 1);
+    out.push(first);
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn unwrap_descriptor(codec: Codec, payload: &[u8]) -> &[u8] {
+    match codec {
+        Codec::Vp9 | Codec::Av1 => payload.get(1..).unwrap_or_default(),
+        _ => payload,
     }
 }
 
@@ -133,6 +176,7 @@ impl Sim {
             delivered: 0,
             server_offers: true,
             join_channels: Vec::new(),
+            join_video_codecs: vec![Codec::Vp8],
         }
     }
 
@@ -185,12 +229,20 @@ impl Sim {
                 server_offers: self.server_offers,
             },
         });
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(self.now);
+            .enable_opus(true, false);
+        for codec in &self.join_video_codecs {
+            config = match codec {
+                Codec::Vp8 => config.enable_vp8(true),
+                Codec::Vp9 => config.enable_vp9(true),
+                Codec::Av1 => config.enable_av1(true),
+                other => panic!("the simulation does not publish {other}"),
+            };
+        }
+        let video_codec = *self.join_video_codecs.first().expect("a video codec");
+        let mut rtc = config.build(self.now);
         let transport = self.join_transport;
         let local = match transport {
             Transport::Udp => Candidate::host(addr, "udp"),
@@ -225,6 +277,8 @@ impl Sim {
             pending: Some(pending),
             audio_mid,
             video_mid,
+            video_codec,
+            audio_level: None,
             deadline: self.now,
             next_audio: self.now,
             next_video: self.now,
@@ -489,8 +543,18 @@ impl Sim {
                         };
                         let video = c.rtc.media(mid).map(|m| m.kind()) == Some(MediaKind::Video);
                         let announced = c.last_owner.get(&mid.to_string()).cloned();
+                        let pt = p.header.payload_type;
+                        let codec = c
+                            .rtc
+                            .codec_config()
+                            .find(|params| params.pt() == pt)
+                            .map(|params| params.spec().codec)
+                            .unwrap_or(Codec::Unknown);
                         let entry = c.received.entry(mid.to_string()).or_default();
-                        match synth::parse_payload(&p.payload, video) {
+                        if !entry.codecs.contains(&codec) {
+                            entry.codecs.push(codec);
+                        }
+                        match synth::parse_payload(unwrap_descriptor(codec, &p.payload), video) {
                             Ok(info) => {
                                 entry
                                     .packets
@@ -524,14 +588,19 @@ impl Sim {
                 let seq: SeqNo = (100 + c.audio_counter).into();
                 let ts = (c.audio_counter * 960) as u32;
                 c.audio_counter += 1;
+                let ext = ExtensionValues {
+                    audio_level: c.audio_level,
+                    voice_activity: c.audio_level.map(|_| true),
+                    ..Default::default()
+                };
                 if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                    tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload));
+                    tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload).ext_vals(ext));
                 }
             }
         }
         if now >= c.next_video {
             c.next_video = now + VIDEO_EVERY;
-            if let (Some(mid), Some(pt)) = (c.video_mid, pt_for(&c.rtc, Codec::Vp8)) {
+            if let (Some(mid), Some(pt)) = (c.video_mid, pt_for(&c.rtc, c.video_codec)) {
                 let keyframe = std::mem::take(&mut c.keyframe_due);
                 let ts = (c.frames * 3000) as u32;
                 c.frames += 1;
@@ -540,8 +609,11 @@ impl Sim {
                         frame_start: k == 0,
                         keyframe,
                     };
-                    let payload =
-                        synth::build_payload(&c.name, Some(pos), c.video_counter, 0, 1000);
+                    let payload = wrap_descriptor(
+                        c.video_codec,
+                        pos,
+                        synth::build_payload(&c.name, Some(pos), c.video_counter, 0, 1000),
+                    );
                     let seq: SeqNo = (5000 + c.video_counter).into();
                     c.video_counter += 1;
                     if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
