@@ -24,6 +24,8 @@ pub struct Metrics {
     rtp_received: IntCounter,
     rtp_forwarded: IntCounter,
     codec_refusals: IntCounter,
+    layer_switches: IntCounter,
+    bandwidth_pauses: IntCounter,
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
     dropped: IntCounterVec,
@@ -143,6 +145,18 @@ impl Metrics {
                 "switchboard_codec_refusals_total",
                 "Tracks not forwarded to a subscriber because its answer did not accept the \
                  codec the publisher sends (one per track and time it was offered).",
+            ),
+            layer_switches: counter(
+                &r,
+                "switchboard_layer_switches_total",
+                "Times a subscriber's copy of a simulcast track moved to another layer (at a \
+                 keyframe of the new layer).",
+            ),
+            bandwidth_pauses: counter(
+                &r,
+                "switchboard_bandwidth_pauses_total",
+                "Times a video track was paused for one subscriber because its link could not \
+                 carry it (trackPaused).",
             ),
             nacks: counter_vec(
                 &r,
@@ -301,6 +315,10 @@ impl Metrics {
             .inc_by(d(now.rtp_forwarded, was.rtp_forwarded));
         self.codec_refusals
             .inc_by(d(now.codec_refusals, was.codec_refusals));
+        self.layer_switches
+            .inc_by(d(now.layer_switches, was.layer_switches));
+        self.bandwidth_pauses
+            .inc_by(d(now.bandwidth_pauses, was.bandwidth_pauses));
         self.nacks
             .with_label_values(&["received"])
             .inc_by(d(now.nacks_received, was.nacks_received));
@@ -353,6 +371,7 @@ impl Metrics {
             ("no_codec", now.dropped_no_codec, was.dropped_no_codec),
             ("unrouted", now.dropped_unrouted, was.dropped_unrouted),
             ("muted", now.dropped_muted, was.dropped_muted),
+            ("paused", now.dropped_paused, was.dropped_paused),
             ("path_limit", now.dropped_path_limit, was.dropped_path_limit),
             ("flood", now.dropped_flood, was.dropped_flood),
         ] {

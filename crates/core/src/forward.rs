@@ -70,6 +70,22 @@ impl Forwarder {
         self.awaiting_keyframe = video;
     }
 
+    /// The same source continues in another simulcast layer, starting with this packet, a
+    /// keyframe of the new layer: numbering continues right after the last packet written, so
+    /// the subscriber sees one stream.
+    pub fn switch_layer(&mut self) {
+        self.seq.rebase();
+        self.ts.rebase();
+    }
+
+    /// Forwarding resumes after a pause: continue the numbering, and wait for a keyframe as a
+    /// new source would (the decoder missed the frames in between).
+    pub fn resume(&mut self) {
+        self.seq.rebase();
+        self.ts.rebase();
+        self.awaiting_keyframe = self.gate_on_keyframe;
+    }
+
     pub fn awaiting_keyframe(&self) -> bool {
         self.awaiting_keyframe
     }
@@ -141,6 +157,31 @@ mod tests {
             f.decide(&pkt(10, 0, false), Some(VP8), now),
             Decision::Drop(DropReason::BeforeSwitch)
         );
+    }
+
+    #[test]
+    fn layer_switch_and_resume_continue_the_numbering() {
+        let now = Instant::now();
+        let mut f = Forwarder::new(3);
+        f.switch_source(true);
+        let Decision::Forward { seq: a, .. } = f.decide(&pkt(100, 0, true), Some(VP8), now) else {
+            panic!("keyframe passes");
+        };
+        // Another layer's numbering is unrelated: it continues at a + 1.
+        f.switch_layer();
+        let Decision::Forward { seq: b, .. } = f.decide(&pkt(9000, 0, true), Some(VP8), now) else {
+            panic!("the new layer's keyframe passes");
+        };
+        assert_eq!(b, a + 1);
+        f.resume();
+        assert_eq!(
+            f.decide(&pkt(9005, 0, false), Some(VP8), now),
+            Decision::Drop(DropReason::AwaitingKeyframe)
+        );
+        let Decision::Forward { seq: c, .. } = f.decide(&pkt(9006, 0, true), Some(VP8), now) else {
+            panic!("a keyframe ends the pause");
+        };
+        assert_eq!(c, b + 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (the contract is spelled out on [`shard`]). See `docs/architecture.md` for the path of one
 //! packet and `docs/robustness.md` for the isolation rule and the bounds.
 
+pub mod allocate;
 mod forward;
 mod hash;
 mod ids;

@@ -161,8 +161,15 @@ pub struct ShardStats {
     pub dropped_no_codec: u64,
     /// Tracks not bound to a subscriber (or unbound) because it did not accept their codec.
     pub codec_refusals: u64,
-    /// RTP on an m-line that is not a published track (or a simulcast layer not forwarded).
+    /// RTP on an m-line that is not a published track (or a simulcast layer beyond the
+    /// fourth).
     pub dropped_unrouted: u64,
+    /// Subscriber copies not sent because the allocator paused the track for that subscriber.
+    pub dropped_paused: u64,
+    /// Subscriber slots that moved to another simulcast layer (at a keyframe of the new one).
+    pub layer_switches: u64,
+    /// Times the allocator paused a video track for a subscriber (`trackPaused`).
+    pub bandwidth_pauses: u64,
     /// Packets of operator-muted tracks not forwarded.
     pub dropped_muted: u64,
     /// NACKs received from subscribers (answered from str0m's RTX cache) and sent to publishers.
@@ -216,6 +223,9 @@ impl ShardStats {
             t.dropped_no_codec += s.dropped_no_codec;
             t.codec_refusals += s.codec_refusals;
             t.dropped_unrouted += s.dropped_unrouted;
+            t.dropped_paused += s.dropped_paused;
+            t.layer_switches += s.layer_switches;
+            t.bandwidth_pauses += s.bandwidth_pauses;
             t.dropped_muted += s.dropped_muted;
             t.nacks_received += s.nacks_received;
             t.nacks_sent += s.nacks_sent;

@@ -6,6 +6,8 @@ mod sim;
 mod codecs;
 #[path = "cases/data_relay.rs"]
 mod data_relay;
+#[path = "cases/simulcast.rs"]
+mod simulcast;
 #[path = "cases/speakers.rs"]
 mod speakers;
 

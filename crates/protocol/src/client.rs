@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{MediaKind, Payload, TrackSource};
+use crate::{MediaKind, Payload, Quality, TrackSource};
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +77,17 @@ pub enum ClientMessage {
     /// tells the room.
     #[serde(rename_all = "camelCase")]
     Mute { track_id: String, muted: bool },
+    /// How you want one track you receive: the quality (simulcast layer) at most, and its
+    /// priority when your link cannot carry everything (higher first; default 0). Fields left
+    /// out keep their value. Applies from the next allocation (within half a second).
+    #[serde(rename_all = "camelCase")]
+    SetTrackQuality {
+        track_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<Quality>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u8>,
+    },
     /// Keepalive: the server answers `pong`. A client that hears nothing for a while knows its
     /// connection is dead (browsers cannot send WebSocket pings), and the server counts any
     /// message as a sign of life.
@@ -136,6 +147,7 @@ impl ClientMessage {
             ClientMessage::Subscribe { .. } => "subscribe",
             ClientMessage::Unsubscribe { .. } => "unsubscribe",
             ClientMessage::Mute { .. } => "mute",
+            ClientMessage::SetTrackQuality { .. } => "setTrackQuality",
             ClientMessage::Ping {} => "ping",
             ClientMessage::Leave {} => "leave",
             ClientMessage::UpdateCredential { .. } => "updateCredential",

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ActiveSpeaker, ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin, Payload,
-    PeerInfo, TrackInfo,
+    ActiveSpeaker, ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin,
+    PauseReason, Payload, PeerInfo, TrackInfo,
 };
 
 /// Messages the server sends.
@@ -119,6 +119,22 @@ pub enum ServerMessage {
         muted: bool,
         #[serde(default)]
         by: MuteOrigin,
+    },
+    /// The server stopped forwarding a track to you (your link cannot carry it); it stays
+    /// subscribed, on the same m-line, and `trackResumed` follows when it fits again.
+    #[serde(rename_all = "camelCase")]
+    TrackPaused {
+        track_id: String,
+        peer_id: String,
+        mid: String,
+        reason: PauseReason,
+    },
+    /// A track paused by `trackPaused` flows again (from a keyframe).
+    #[serde(rename_all = "camelCase")]
+    TrackResumed {
+        track_id: String,
+        peer_id: String,
+        mid: String,
     },
     /// What a member sends right now (LumenJS's `media-changed`): sent to the room when it
     /// changes.

@@ -86,6 +86,28 @@ impl TrackSource {
     }
 }
 
+/// How good a video track a subscriber wants: the simulcast layer it asks for at most (`low`:
+/// the lowest, `high`: the highest the publisher sends; `medium`: the middle one of three).
+/// Tracks sent in one layer look the same at every quality.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Quality {
+    Low,
+    Medium,
+    #[default]
+    High,
+}
+
+/// Why the server stopped forwarding a track to one subscriber (it stays subscribed, and the
+/// server resumes it with `trackResumed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PauseReason {
+    /// The subscriber's link does not carry even the track's lowest layer next to the tracks
+    /// it ranks higher; it resumes when the bandwidth estimate recovers.
+    Bandwidth,
+}
+
 /// Who muted a track.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

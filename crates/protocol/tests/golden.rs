@@ -193,6 +193,14 @@ fn client_messages() {
         },
     );
     check_client(
+        "client/set_track_quality.json",
+        ClientMessage::SetTrackQuality {
+            track_id: "ada:cam".into(),
+            quality: Some(Quality::Low),
+            priority: Some(5),
+        },
+    );
+    check_client(
         "client/message.json",
         ClientMessage::Message {
             data: serde_json::json!({"chat": "hello"}).into(),
@@ -423,6 +431,23 @@ fn server_messages() {
             kind: MediaKind::Video,
             muted: true,
             by: MuteOrigin::Owner,
+        },
+    );
+    check_server(
+        "server/track_paused.json",
+        ServerMessage::TrackPaused {
+            track_id: "ada:cam".into(),
+            peer_id: "ada".into(),
+            mid: "3".into(),
+            reason: PauseReason::Bandwidth,
+        },
+    );
+    check_server(
+        "server/track_resumed.json",
+        ServerMessage::TrackResumed {
+            track_id: "ada:cam".into(),
+            peer_id: "ada".into(),
+            mid: "3".into(),
         },
     );
     check_server(

@@ -145,7 +145,10 @@ impl MediaRuntime {
     /// Bind one UDP socket per shard and start the shard threads.
     pub fn start(config: RuntimeConfig) -> Result<MediaRuntime, RuntimeError> {
         panic_hook::install();
-        let template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
+        let mut template = RtcTemplate::new().map_err(RuntimeError::Setup)?;
+        if config.bandwidth_estimation {
+            template = template.with_bandwidth_estimation();
+        }
         let shard_count = config.shards.max(1);
         let mut ports = config.ports.iter().copied();
         let binds = config.binds();
@@ -222,6 +225,7 @@ impl MediaRuntime {
             shard_config.max_tracks_per_participant = config.max_tracks_per_participant;
             shard_config.max_mlines_per_session = config.max_mlines_per_session;
             shard_config.max_candidates_per_session = config.max_candidates_per_session;
+            shard_config.max_subscriber_bitrate = config.max_subscriber_bitrate;
             let busy_ns = Arc::new(AtomicU64::new(0));
             let health = Arc::new(Health::new());
             let thread = shard_thread::spawn(shard_thread::Spawn {

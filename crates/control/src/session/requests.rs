@@ -246,6 +246,19 @@ impl Session {
                 })
                 .await
             }
+            ClientMessage::SetTrackQuality {
+                track_id,
+                quality,
+                priority,
+            } => {
+                self.forward(kind, |participant| Command::SetTrackQuality {
+                    participant,
+                    track_id,
+                    quality,
+                    priority,
+                })
+                .await
+            }
             ClientMessage::Leave {} => {
                 self.leaving = true;
                 self.forward(kind, |participant| Command::Leave {

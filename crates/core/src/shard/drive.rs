@@ -46,6 +46,13 @@ pub(crate) enum Work {
         mid: Mid,
         direction: Direction,
     },
+    /// str0m saw one of the participant's published encodings stop (or start again).
+    LayerPaused {
+        publisher: Local,
+        mid: Mid,
+        rid: Option<Rid>,
+        paused: bool,
+    },
     Closed(Local),
     Connected(Local),
     ChannelOpen(Local, ChannelId, String),
@@ -200,6 +207,7 @@ impl Shard {
             deadline,
             connected,
             disconnected_since,
+            estimate,
             ..
         } = p;
         let who = *id;
@@ -213,6 +221,7 @@ impl Shard {
             deadline,
             connected,
             disconnected_since,
+            estimate,
         };
         let result = engine.call(who, op, |rtc| {
             if let Err(e) = rtc.handle_input(input) {
@@ -302,6 +311,9 @@ impl Shard {
         if self.timers.speakers_due(now) {
             self.announce_speakers();
         }
+        if self.timers.allocation_due(now) {
+            self.allocate_all(true);
+        }
     }
 
     fn housekeeping(&mut self) {
@@ -353,9 +365,9 @@ impl Shard {
                     .members
                     .get(subscriber.0)
                     .and_then(|p| p.slot_by_mid(mid).and_then(|id| p.slots.get(id.0)))
-                    .and_then(|s| s.source);
-                if let Some(track) = source {
-                    self.request_keyframe(track, kind);
+                    .and_then(|s| Some((s.source?, s.target.or(s.layer)?)));
+                if let Some((track, layer)) = source {
+                    self.request_keyframe(track, layer, kind);
                 }
             }
             Work::MediaAdded {
@@ -369,6 +381,12 @@ impl Shard {
                 mid,
                 direction,
             } => self.media_direction(participant, mid, None, direction),
+            Work::LayerPaused {
+                publisher,
+                mid,
+                rid,
+                paused,
+            } => self.layer_paused(publisher, mid, rid, paused),
             Work::Closed(local) => self.remove(local, Some(LeaveReason::TransportClosed)),
             Work::ChannelOpen(local, channel, label) => self.channel_opened(local, channel, label),
             Work::ChannelData(local, data) => {
@@ -400,6 +418,7 @@ struct DrainState<'a> {
     deadline: &'a mut Option<Instant>,
     connected: &'a mut bool,
     disconnected_since: &'a mut Option<Instant>,
+    estimate: &'a mut Option<u64>,
 }
 
 /// Drain one `Rtc` until it asks for a timeout: datagrams go out, events become work.
@@ -502,6 +521,15 @@ fn on_event(rtc: &mut Rtc, p: &mut DrainState<'_>, d: &mut Drain<'_>, event: Eve
                 _ => None,
             };
         }
+        Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+            *p.estimate = Some(estimate.as_u64());
+        }
+        Event::StreamPaused(s) => d.work.push(Work::LayerPaused {
+            publisher: d.local,
+            mid: s.mid,
+            rid: s.rid,
+            paused: s.paused,
+        }),
         Event::Closed => d.work.push(Work::Closed(d.local)),
         Event::ChannelOpen(channel, label) => {
             d.work.push(Work::ChannelOpen(d.local, channel, label))

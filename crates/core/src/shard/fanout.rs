@@ -7,13 +7,15 @@ use std::time::Instant;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite};
-use switchboard_protocol::{MediaKind, TrackInfo, TrackSource};
+use switchboard_protocol::{MediaKind, Quality, TrackInfo, TrackSource};
 
+use super::allocation::PACKET_OVERHEAD;
 use super::engine::Failed;
-use super::participant::{Local, Participant, SlotId, TrackRef};
+use super::layers::Layers;
+use super::participant::{preference, Local, Participant, SlotId, TrackRef};
+use super::slot::Admit;
 use super::Shard;
 use crate::forward::{Decision, DropReason, PacketMeta};
-use crate::keyframe::KeyframeThrottle;
 use crate::level::LevelMeter;
 use crate::stats::Op;
 
@@ -45,18 +47,24 @@ pub(crate) struct Track {
     pub level: LevelMeter,
     /// (subscriber, slot) pairs.
     pub subscribers: Vec<(Local, SlotId)>,
-    pub keyframe: KeyframeThrottle,
+    /// Its encodings (one, rid `None`, without simulcast), each with a keyframe throttle.
+    pub layers: Layers,
     /// Muted by its owner / by an operator: not forwarded while either holds.
     pub owner_muted: bool,
     pub operator_muted: bool,
-    /// The simulcast layer forwarded (`Some(None)` for plain streams); chosen by the first
-    /// packet. Layer switching by bandwidth is not built yet.
-    pub layer: Option<Option<Rid>>,
 }
 
 impl Track {
     pub fn keyframe_due(&self) -> Option<Instant> {
-        self.keyframe.due_at()
+        self.layers.keyframe_due()
+    }
+
+    /// The layer a subscriber starts on: the best flowing one its preference allows (the
+    /// allocator lowers it if the link cannot carry it). `None` while nothing flows.
+    pub fn initial_layer(&self, quality: Quality, now: Instant) -> Option<usize> {
+        let ladder = self.layers.ranked(now);
+        let top = ladder.len().checked_sub(1)?;
+        ladder.get(quality_index(quality, top)).copied()
     }
 
     pub fn muted(&self) -> bool {
@@ -77,6 +85,20 @@ impl Track {
             live: self.live(),
             muted: self.muted(),
         }
+    }
+}
+
+/// About what a packet takes on the wire, to compare rates with the bandwidth estimate.
+fn wire_size(packet: &RtpPacket) -> usize {
+    packet.payload.len() + PACKET_OVERHEAD
+}
+
+/// The ladder position a preferred quality allows at most, on a ladder whose top is `top`.
+pub(crate) fn quality_index(quality: Quality, top: usize) -> usize {
+    match quality {
+        Quality::Low => 0,
+        Quality::Medium => top.min(1),
+        Quality::High => top,
     }
 }
 
@@ -121,14 +143,10 @@ impl Shard {
             stats.dropped_muted += 1;
             return;
         }
-        match track.layer {
-            None => track.layer = Some(rid),
-            Some(layer) if layer != rid => {
-                stats.dropped_unrouted += 1;
-                return;
-            }
-            Some(_) => {}
-        }
+        let Some(layer) = track.layers.count_packet(rid, wire_size(&packet), now) else {
+            stats.dropped_unrouted += 1;
+            return;
+        };
         let video = track.kind == MediaKind::Video;
         if let (false, Some(dbov)) = (video, packet.header.ext_vals.audio_level) {
             track.level.observe(dbov);
@@ -152,6 +170,8 @@ impl Shard {
         ext.abs_send_time = None;
 
         let mut want_keyframe = false;
+        // A subscriber waits to switch to this layer: ask it for a keyframe.
+        let mut want_switch = false;
         // Subscribers that turn out not to decode this packet's codec (the publisher switched
         // codecs, or sends one its m-line did not list first): they lose the track after the
         // loop. Empty, and so without an allocation, on every ordinary packet.
@@ -165,11 +185,29 @@ impl Shard {
                 engine,
                 slots,
                 dirty: is_dirty,
+                preferences,
                 ..
             } = s;
             let Some(slot) = slots.get_mut(slot_id.0) else {
                 continue;
             };
+            if slot.target.is_none() && !slot.paused {
+                let quality = preference(preferences, track_ref).quality;
+                slot.target = track.initial_layer(quality, now).or(Some(layer));
+            }
+            match slot.admit(layer, keyframe_start) {
+                Admit::Yes => {}
+                Admit::Switched => stats.layer_switches += 1,
+                Admit::AwaitingSwitch => {
+                    want_switch = true;
+                    continue;
+                }
+                Admit::OtherLayer => continue,
+                Admit::Paused => {
+                    stats.dropped_paused += 1;
+                    continue;
+                }
+            }
             let codec = match slot.out_codec(pt, &track.params, engine, *id) {
                 Ok(codec) => codec,
                 Err(Failed) => {
@@ -193,6 +231,7 @@ impl Shard {
                     match written {
                         Ok(Some(())) => {
                             stats.rtp_forwarded += 1;
+                            slot.sent_bytes += wire_size(&packet) as u64;
                             if !*is_dirty {
                                 *is_dirty = true;
                                 dirty.push(sub);
@@ -223,14 +262,21 @@ impl Shard {
         for (sub, slot_id) in undecodable {
             self.refuse_codec(sub, slot_id, track_ref, pt);
         }
-        if want_keyframe {
-            // The request sent when the subscriber was bound may have been lost; ask again
-            // (throttled, so this costs nothing when a keyframe is already on its way).
-            self.request_keyframe(track_ref, KeyframeRequestKind::Pli);
+        if want_keyframe || want_switch {
+            // The request sent when the subscriber was bound (or retargeted) may have been
+            // lost; ask again (throttled, so this costs nothing when a keyframe is on its way).
+            self.request_keyframe(track_ref, layer, KeyframeRequestKind::Pli);
         }
     }
 
-    pub(super) fn request_keyframe(&mut self, track_ref: TrackRef, kind: KeyframeRequestKind) {
+    /// Ask the publisher for a keyframe of one layer (throttled per layer: a request inside the
+    /// interval is deferred, not lost).
+    pub(super) fn request_keyframe(
+        &mut self,
+        track_ref: TrackRef,
+        layer: usize,
+        kind: KeyframeRequestKind,
+    ) {
         let now = self.now;
         let Some(track) = self.tracks.get_mut(track_ref.0) else {
             return;
@@ -238,12 +284,23 @@ impl Shard {
         if track.kind != MediaKind::Video {
             return;
         }
-        if track.keyframe.request(now) {
-            let rid = track.layer.flatten();
+        let Some(l) = track.layers.get_mut(layer) else {
+            return;
+        };
+        if l.keyframe.request(now) {
+            let rid = l.rid;
             self.send_keyframe_request(track_ref, rid, kind);
         } else {
             self.stats.keyframe_requests_coalesced += 1;
             self.timers.defer_keyframe(track_ref);
+        }
+    }
+
+    /// A keyframe of every layer (a track resumes for everyone at once).
+    pub(super) fn request_keyframes(&mut self, track_ref: TrackRef, kind: KeyframeRequestKind) {
+        let count = self.tracks.get(track_ref.0).map_or(0, |t| t.layers.len());
+        for layer in 0..count {
+            self.request_keyframe(track_ref, layer, kind);
         }
     }
 
@@ -285,11 +342,17 @@ impl Shard {
             let Some(track) = self.tracks.get_mut(track_ref.0) else {
                 continue;
             };
-            if track.keyframe.poll(now) {
-                let rid = track.layer.flatten();
-                self.send_keyframe_request(track_ref, rid, KeyframeRequestKind::Pli);
-            } else if track.keyframe.due_at().is_some() {
+            let mut due = Vec::new();
+            for layer in track.layers.iter_mut() {
+                if layer.keyframe.poll(now) {
+                    due.push(layer.rid);
+                }
+            }
+            if track.layers.keyframe_due().is_some() {
                 self.timers.defer_keyframe(track_ref);
+            }
+            for rid in due {
+                self.send_keyframe_request(track_ref, rid, KeyframeRequestKind::Pli);
             }
         }
     }

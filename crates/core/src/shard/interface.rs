@@ -12,7 +12,7 @@ use str0m::Candidate;
 use switchboard_protocol::admin::{RoomDetail, RoomSummary};
 use switchboard_protocol::webhook::WebhookEvent;
 use switchboard_protocol::{
-    LeaveReason, MediaKind, Payload, ServerMessage, TrackPublication, TrackSource,
+    LeaveReason, MediaKind, Payload, Quality, ServerMessage, TrackPublication, TrackSource,
 };
 
 use crate::ids::ParticipantId;
@@ -57,6 +57,9 @@ pub struct ShardConfig {
     pub max_mlines_per_session: usize,
     /// Remote ICE candidates kept per participant; more get `tooManyCandidates`.
     pub max_candidates_per_session: usize,
+    /// The most the allocator forwards to one subscriber, in bits per second (`None`: what its
+    /// link's bandwidth estimate allows).
+    pub max_subscriber_bitrate: Option<u64>,
 }
 
 impl ShardConfig {
@@ -71,6 +74,7 @@ impl ShardConfig {
             max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
             max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
+            max_subscriber_bitrate: None,
         }
     }
 
@@ -155,6 +159,13 @@ pub enum Command {
         participant: ParticipantId,
         track_id: String,
         muted: bool,
+    },
+    /// The subscriber's wish for one track it receives (`setTrackQuality`).
+    SetTrackQuality {
+        participant: ParticipantId,
+        track_id: String,
+        quality: Option<Quality>,
+        priority: Option<u8>,
     },
     /// The participant's signalling connection dropped; its session waits for a `Resume`.
     Detach { participant: ParticipantId },

@@ -153,6 +153,9 @@ impl Shard {
             channels: Vec::new(),
             data_budget: super::datachannel::budget(self.now),
             data_notice_at: None,
+            preferences: Vec::new(),
+            estimate: None,
+            link: Default::default(),
         };
         let local = Local(self.members.insert(participant));
         self.ids.insert(pid, local);

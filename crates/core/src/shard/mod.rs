@@ -37,6 +37,7 @@
 //! | `admin` | operator actions and data messages |
 //! | `datachannel` | relaying data-channel messages between the members of a room |
 //! | `speakers` | ranking each room's speakers and announcing changes |
+//! | `layers`, `allocation` | simulcast layers of a track; each subscriber's bandwidth split among its tracks |
 //! | `participant`, `slot`, `slab` | the records those parts share |
 //!
 //! # Failure isolation
@@ -46,6 +47,7 @@
 //! the shard removes it with `left {reason: "mediaError"}`. Everything else goes on.
 
 mod admin;
+mod allocation;
 mod datachannel;
 mod demux;
 mod drive;
@@ -53,6 +55,7 @@ mod engine;
 mod fanout;
 mod ingress;
 pub mod interface;
+mod layers;
 mod membership;
 mod negotiation;
 mod participant;
@@ -338,6 +341,17 @@ impl Shard {
             } => {
                 if let Some(local) = self.local(participant) {
                     self.mute_command(local, &track_id, muted);
+                }
+            }
+            Command::SetTrackQuality {
+                participant,
+                track_id,
+                quality,
+                priority,
+            } => {
+                if let Some(local) = self.local(participant) {
+                    self.set_track_quality(local, &track_id, quality, priority);
+                    self.process_work();
                 }
             }
             Command::Detach { participant } => {

@@ -8,7 +8,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{Mid, Rid};
 use str0m::rtp::Ssrc;
-use switchboard_protocol::{MediaKind, MediaState, TrackPublication};
+use switchboard_protocol::{MediaKind, MediaState, Quality, TrackPublication};
 
 use super::engine::Engine;
 use super::ingress::IngressBudget;
@@ -110,6 +110,29 @@ pub(crate) struct Participant {
     pub data_budget: IngressBudget,
     /// When it was last told that a data message of its was dropped (at most one a second).
     pub data_notice_at: Option<Instant>,
+    /// What it asked of the tracks it receives (`setTrackQuality`), at most one entry per
+    /// track of its room.
+    pub preferences: Vec<(TrackRef, Preference)>,
+    /// Its link's latest send-side bandwidth estimate (bits per second), from str0m's TWCC.
+    pub estimate: Option<u64>,
+    /// What the allocator knows of its link across ticks.
+    pub link: super::allocation::LinkState,
+}
+
+/// How a subscriber wants one track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Preference {
+    pub quality: Quality,
+    pub priority: u8,
+}
+
+/// What a subscriber asked of one track (the default when it asked nothing).
+pub(crate) fn preference(preferences: &[(TrackRef, Preference)], track: TrackRef) -> Preference {
+    preferences
+        .iter()
+        .find(|(t, _)| *t == track)
+        .map(|(_, p)| *p)
+        .unwrap_or_default()
 }
 
 impl Participant {

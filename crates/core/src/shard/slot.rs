@@ -33,6 +33,29 @@ pub(crate) struct Slot {
     pub forwarder: Forwarder,
     /// Publisher PT → this subscriber's codec, resolved lazily per source.
     pub codecs: Vec<(Pt, Option<OutCodec>)>,
+    /// The source's layer (index in its `Layers`) forwarded now; `None` before the first.
+    pub layer: Option<usize>,
+    /// The layer the allocator wants; the slot moves there at that layer's next keyframe and
+    /// forwards `layer` until then. `None` with `paused` false: not chosen yet.
+    pub target: Option<usize>,
+    /// The allocator paused the source for this subscriber (it was told `trackPaused`).
+    pub paused: bool,
+    /// Bytes forwarded since the last allocation: what the subscriber's link carried.
+    pub sent_bytes: u64,
+}
+
+/// Whether a packet of one layer of the slot's source goes to the subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    Yes,
+    /// Yes, and it starts the target layer: numbering continues across the switch.
+    Switched,
+    /// The target layer's packet, but not a keyframe: waiting to switch.
+    AwaitingSwitch,
+    /// A layer the slot does not forward.
+    OtherLayer,
+    /// Paused by the allocator.
+    Paused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +79,47 @@ impl Slot {
             source: None,
             forwarder: Forwarder::new(seed),
             codecs: Vec::new(),
+            layer: None,
+            target: None,
+            paused: false,
+            sent_bytes: 0,
+        }
+    }
+
+    /// A new source feeds the slot: no layer chosen yet.
+    pub fn restart(&mut self, video: bool) {
+        self.codecs.clear();
+        self.forwarder.switch_source(video);
+        self.layer = None;
+        self.target = None;
+        self.paused = false;
+    }
+
+    /// Does a packet of `layer` go out? Moves to the target layer at its keyframe.
+    pub fn admit(&mut self, layer: usize, keyframe_start: bool) -> Admit {
+        if self.paused {
+            return Admit::Paused;
+        }
+        if self.target == Some(layer) {
+            return match self.layer {
+                Some(current) if current == layer => Admit::Yes,
+                // The first layer of a source: the forwarder waits for its keyframe itself.
+                None => {
+                    self.layer = Some(layer);
+                    Admit::Yes
+                }
+                Some(_) if keyframe_start => {
+                    self.layer = Some(layer);
+                    self.forwarder.switch_layer();
+                    Admit::Switched
+                }
+                Some(_) => Admit::AwaitingSwitch,
+            };
+        }
+        if self.layer == Some(layer) {
+            Admit::Yes
+        } else {
+            Admit::OtherLayer
         }
     }
 

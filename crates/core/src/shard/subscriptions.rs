@@ -220,8 +220,7 @@ impl Shard {
         };
         let video = track.kind == MediaKind::Video;
         slot.source = Some(track_ref);
-        slot.codecs.clear();
-        slot.forwarder.switch_source(video);
+        slot.restart(video);
         track.subscribers.push((local, slot_id));
         let message = ServerMessage::TrackPublished {
             track: track.info(),
@@ -234,7 +233,9 @@ impl Shard {
             message,
         });
         if video {
-            self.request_keyframe(track_ref, KeyframeRequestKind::Pli);
+            // Its layer is chosen by the first packets; ask every layer for a keyframe, so the
+            // one chosen starts soon (the throttle keeps this to one request per interval).
+            self.request_keyframes(track_ref, KeyframeRequestKind::Pli);
         }
     }
 

@@ -1,5 +1,5 @@
 //! When the shard must be woken: each participant's str0m deadline, deferred keyframe requests,
-//! the periodic housekeeping and the speaker ranking.
+//! the periodic housekeeping, the speaker ranking and the bandwidth allocation.
 //!
 //! Deadlines sit in a binary heap with lazy deletion: a participant's entry is pushed only when
 //! its deadline changes, and an entry that no longer matches the participant's current deadline
@@ -15,12 +15,41 @@ use super::participant::{Local, TrackRef};
 pub(crate) const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// How often each room's speakers are ranked (and announced, when the list changed).
 pub(crate) const SPEAKER_INTERVAL: Duration = Duration::from_millis(300);
+/// How often each subscriber's bandwidth is allocated among the tracks it receives.
+pub(crate) const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A deadline that recurs at a fixed interval.
+#[derive(Debug)]
+struct Periodic {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Periodic {
+    fn new(now: Instant, interval: Duration) -> Self {
+        Periodic {
+            next: now + interval,
+            interval,
+        }
+    }
+
+    /// True (once per interval) when it is due.
+    fn due(&mut self, now: Instant) -> bool {
+        if now >= self.next {
+            self.next = now + self.interval;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Local)>>,
-    next_housekeeping: Instant,
-    next_speakers: Instant,
+    housekeeping: Periodic,
+    speakers: Periodic,
+    allocation: Periodic,
     /// Tracks with a keyframe request deferred by the throttle.
     keyframe_pending: Vec<TrackRef>,
 }
@@ -29,8 +58,9 @@ impl Timers {
     pub fn new(now: Instant) -> Self {
         Timers {
             heap: BinaryHeap::new(),
-            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
-            next_speakers: now + SPEAKER_INTERVAL,
+            housekeeping: Periodic::new(now, HOUSEKEEPING_INTERVAL),
+            speakers: Periodic::new(now, SPEAKER_INTERVAL),
+            allocation: Periodic::new(now, ALLOCATION_INTERVAL),
             keyframe_pending: Vec::new(),
         }
     }
@@ -54,22 +84,17 @@ impl Timers {
 
     /// True (once per interval) when housekeeping is due.
     pub fn housekeeping_due(&mut self, now: Instant) -> bool {
-        if now >= self.next_housekeeping {
-            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
-            true
-        } else {
-            false
-        }
+        self.housekeeping.due(now)
     }
 
     /// True (once per interval) when the rooms' speakers are due to be ranked.
     pub fn speakers_due(&mut self, now: Instant) -> bool {
-        if now >= self.next_speakers {
-            self.next_speakers = now + SPEAKER_INTERVAL;
-            true
-        } else {
-            false
-        }
+        self.speakers.due(now)
+    }
+
+    /// True (once per interval) when the subscribers' bandwidth is due to be allocated.
+    pub fn allocation_due(&mut self, now: Instant) -> bool {
+        self.allocation.due(now)
     }
 
     pub fn defer_keyframe(&mut self, track: TrackRef) {
@@ -90,10 +115,14 @@ impl Timers {
         &self.keyframe_pending
     }
 
-    /// The earliest of the housekeeping and speaker times and the first participant deadline
+    /// The earliest of the periodic times and the first participant deadline
     /// (keyframe deadlines are added by the caller, which knows the throttles).
     pub fn next(&self) -> Instant {
-        let periodic = self.next_housekeeping.min(self.next_speakers);
+        let periodic = self
+            .housekeeping
+            .next
+            .min(self.speakers.next)
+            .min(self.allocation.next);
         match self.heap.peek() {
             Some(Reverse((at, _))) => periodic.min(*at),
             None => periodic,

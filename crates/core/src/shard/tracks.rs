@@ -11,9 +11,9 @@ use switchboard_protocol::{
 use tracing::info;
 
 use super::fanout::Track;
+use super::layers::Layers;
 use super::participant::{Local, TrackRef};
 use super::Shard;
-use crate::keyframe::KeyframeThrottle;
 use crate::stats::Op;
 
 /// Why a track could not be made.
@@ -101,10 +101,9 @@ impl Shard {
             sent_pt: None,
             level: Default::default(),
             subscribers: Vec::new(),
-            keyframe: KeyframeThrottle::new(self.config.keyframe_interval),
+            layers: Layers::new(self.config.keyframe_interval),
             owner_muted: false,
             operator_muted: false,
-            layer: None,
         };
         let info = track.info();
         let track_ref = TrackRef(self.tracks.insert(track));
@@ -165,7 +164,7 @@ impl Shard {
         track.codec_of_pt = codec_of_pt;
         track.sent_pt = sent_pt;
         track.mid = Some(mid);
-        track.layer = None;
+        track.layers.clear();
         let (kind, track_id, peer, info) = (
             track.kind,
             track.track_id.clone(),
@@ -455,10 +454,11 @@ impl Shard {
                     .and_then(|p| p.slot_mut(*slot_id))
                 {
                     slot.forwarder.switch_source(video);
+                    slot.layer = None;
                 }
             }
             if video {
-                self.request_keyframe(track_ref, KeyframeRequestKind::Pli);
+                self.request_keyframes(track_ref, KeyframeRequestKind::Pli);
             }
         }
         let room = self

@@ -4,6 +4,13 @@
 #![allow(dead_code)]
 
 mod data;
+mod link;
+mod simulcast;
+
+pub use link::Link;
+// Not every test binary that includes the simulation uses simulcast.
+#[allow(unused_imports)]
+pub use simulcast::{layer_of, three_layers, SimLayer};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -83,6 +90,8 @@ pub struct SimClient {
     pub channels: BTreeMap<String, ChannelId>,
     /// Data-channel messages received: (label, binary, bytes).
     pub data_in: Vec<(String, bool, Vec<u8>)>,
+    /// Its video encodings when it publishes simulcast (empty: one plain stream).
+    pub simulcast: Vec<SimLayer>,
 }
 
 pub struct Sim {
@@ -107,6 +116,12 @@ pub struct Sim {
     pub join_channels: Vec<String>,
     /// The video codecs the next joins' engines have, in order (VP8, VP9, AV1 are known).
     pub join_video_codecs: Vec<Codec>,
+    /// The simulcast encodings the next publishing joins send (empty: no simulcast).
+    pub join_simulcast: Vec<SimLayer>,
+    /// Capped downlinks by client address.
+    links: BTreeMap<SocketAddr, Link>,
+    /// Datagrams that left a link, to deliver.
+    released: VecDeque<(Transport, SocketAddr, Vec<u8>)>,
 }
 
 fn protocol(transport: Transport) -> Protocol {
@@ -177,6 +192,9 @@ impl Sim {
             server_offers: true,
             join_channels: Vec::new(),
             join_video_codecs: vec![Codec::Vp8],
+            join_simulcast: Vec::new(),
+            links: BTreeMap::new(),
+            released: VecDeque::new(),
         }
     }
 
@@ -257,7 +275,16 @@ impl Sim {
         let (audio_mid, video_mid) = if publish {
             (
                 Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)),
-                Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None)),
+                Some(
+                    api.add_media(
+                        MediaKind::Video,
+                        Direction::SendOnly,
+                        None,
+                        None,
+                        (!self.join_simulcast.is_empty())
+                            .then(|| simulcast::offer_simulcast(&self.join_simulcast)),
+                    ),
+                ),
             )
         } else {
             // A pure subscriber still needs an m-line for ICE: one receive slot.
@@ -299,6 +326,11 @@ impl Sim {
             held_offers: Vec::new(),
             channels: BTreeMap::new(),
             data_in: Vec::new(),
+            simulcast: if publish {
+                self.join_simulcast.clone()
+            } else {
+                Vec::new()
+            },
         });
         self.poll_shard();
         (self.clients.len() - 1, offer.to_sdp_string())
@@ -373,8 +405,9 @@ impl Sim {
             self.drain_client(i);
         }
         // Network, both directions, until quiet.
+        self.release_links();
         for _ in 0..100 {
-            if self.to_server.is_empty() && self.to_clients.is_empty() {
+            if self.to_server.is_empty() && self.to_clients.is_empty() && self.released.is_empty() {
                 break;
             }
             while let Some((transport, source, data)) = self.to_server.pop_front() {
@@ -391,22 +424,14 @@ impl Sim {
                 if self.lossy_every > 0 && self.delivered.is_multiple_of(self.lossy_every) {
                     continue;
                 }
-                let Some(i) = self
-                    .clients
-                    .iter()
-                    .position(|c| c.addr == dest && c.transport == transport)
-                else {
-                    continue;
-                };
-                if self.clients[i].removed.is_some() {
-                    continue;
+                match self.links.get_mut(&dest) {
+                    Some(link) => link.push(now, transport, data),
+                    None => self.released.push_back((transport, dest, data)),
                 }
-                let receive = Receive::new(protocol(transport), server_addr(), dest, &data)
-                    .expect("server sends parseable datagrams");
-                let _ = self.clients[i]
-                    .rtc
-                    .handle_input(Input::Receive(now, receive));
-                self.drain_client(i);
+            }
+            self.release_links();
+            while let Some((transport, dest, data)) = self.released.pop_front() {
+                self.deliver_to_client(transport, dest, &data);
             }
         }
         if self.shard_deadline <= now {
@@ -414,6 +439,26 @@ impl Sim {
                 .handle_input(switchboard_core::Input::Timeout(now));
             self.poll_shard();
         }
+    }
+
+    fn deliver_to_client(&mut self, transport: Transport, dest: SocketAddr, data: &[u8]) {
+        let now = self.now;
+        let Some(i) = self
+            .clients
+            .iter()
+            .position(|c| c.addr == dest && c.transport == transport)
+        else {
+            return;
+        };
+        if self.clients[i].removed.is_some() {
+            return;
+        }
+        let receive = Receive::new(protocol(transport), server_addr(), dest, data)
+            .expect("server sends parseable datagrams");
+        let _ = self.clients[i]
+            .rtc
+            .handle_input(Input::Receive(now, receive));
+        self.drain_client(i);
     }
 
     fn poll_shard(&mut self) {
@@ -528,9 +573,10 @@ impl Sim {
                             .unwrap_or_default();
                         c.data_in.push((label, d.binary, d.data));
                     }
-                    Event::KeyframeRequest(_) => {
+                    Event::KeyframeRequest(req) => {
                         c.keyframe_requests += 1;
                         c.keyframe_due = true;
+                        c.simulcast_keyframe(req.rid);
                     }
                     Event::RtpPacket(p) => {
                         let Some(mid) = c
@@ -600,7 +646,10 @@ impl Sim {
         }
         if now >= c.next_video {
             c.next_video = now + VIDEO_EVERY;
-            if let (Some(mid), Some(pt)) = (c.video_mid, pt_for(&c.rtc, c.video_codec)) {
+            let pt = pt_for(&c.rtc, c.video_codec);
+            if let (false, Some(pt)) = (c.simulcast.is_empty(), pt) {
+                c.send_simulcast_frame(now, pt);
+            } else if let (Some(mid), Some(pt)) = (c.video_mid, pt) {
                 let keyframe = std::mem::take(&mut c.keyframe_due);
                 let ts = (c.frames * 3000) as u32;
                 c.frames += 1;

@@ -217,6 +217,8 @@ impl Config {
             keyframe_interval_ms,
             connect_timeout_s,
             disconnect_grace_s,
+            bandwidth_estimation,
+            max_subscriber_kbps,
             // Config::control (the room size is also the shards', below).
             auth: _,
             admission: _,
@@ -307,6 +309,9 @@ impl Config {
         config.keyframe_interval = Duration::from_millis((*keyframe_interval_ms).max(1));
         config.connect_timeout = Duration::from_secs((*connect_timeout_s).max(1));
         config.disconnect_grace = Duration::from_secs((*disconnect_grace_s).max(1));
+        config.bandwidth_estimation = *bandwidth_estimation;
+        config.max_subscriber_bitrate =
+            (*max_subscriber_kbps > 0).then(|| max_subscriber_kbps * 1000);
         // The shards enforce the room size (they own the rooms); the control plane reads the
         // same limit from `Config::control`.
         config.max_participants_per_room = limits.max_participants_per_room;

@@ -345,6 +345,8 @@ fn names_are_stable() {
         ("keyframe_interval_ms", "keyframe-interval-ms"),
         ("connect_timeout_s", "connect-timeout-s"),
         ("disconnect_grace_s", "disconnect-grace-s"),
+        ("bandwidth_estimation", "bandwidth-estimation"),
+        ("max_subscriber_kbps", "max-subscriber-kbps"),
         ("log", "log"),
         ("auth.mode", "auth-mode"),
         ("auth.keys", "api-key"),
