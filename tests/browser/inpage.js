@@ -11,12 +11,12 @@
   };
 
   /** A video track of a canvas painted `colour` (a COLOURS name), repainted 25 times a second. */
-  function colourTrack(colour) {
+  function colourTrack(colour, width = 320, height = 240) {
     const rgb = COLOURS[colour];
     if (!rgb) throw new Error(`unknown colour ${colour}`);
     const canvas = document.createElement('canvas');
-    canvas.width = 320;
-    canvas.height = 240;
+    canvas.width = width;
+    canvas.height = height;
     const g = canvas.getContext('2d');
     let tick = 0;
     const paint = () => {

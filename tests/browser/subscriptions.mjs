@@ -27,7 +27,9 @@ export async function joinAs(page, { host, roomName, id, options = {}, publish =
     const room = await window.sbt.join({ host: h, roomName: r, id: i, options: o });
     window.published = {};
     for (const t of p) {
-      const track = t.tone ? window.sbt.toneTrack(t.tone.frequency, t.tone.gain) : window.sbt.colourTrack(t.colour);
+      const track = t.tone
+        ? window.sbt.toneTrack(t.tone.frequency, t.tone.gain)
+        : window.sbt.colourTrack(t.colour, ...(t.size ?? []));
       const info = await room.publishTrack(track, { name: t.name, source: t.source, description: t.description });
       window.published[info.trackId] = track;
     }

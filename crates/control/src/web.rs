@@ -13,7 +13,7 @@ const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
 const SDK_CALLS_DTS: &str = include_str!("../web/sdk/calls.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
-const SDK_MODULES: [(&str, &str); 11] = [
+const SDK_MODULES: [(&str, &str); 12] = [
     (
         "/sdk/switchboard.js",
         include_str!("../web/sdk/switchboard.js"),
@@ -31,6 +31,7 @@ const SDK_MODULES: [(&str, &str); 11] = [
     ("/sdk/p2p.js", include_str!("../web/sdk/p2p.js")),
     ("/sdk/mesh.js", include_str!("../web/sdk/mesh.js")),
     ("/sdk/data.js", include_str!("../web/sdk/data.js")),
+    ("/sdk/quality.js", include_str!("../web/sdk/quality.js")),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -183,6 +183,7 @@ export const AUDIO_CODECS = { opus: 'opus' };
 export const ROOM_OPTIONS = new Set([
   'mode', 'stream', 'name', 'videoBandwidth', 'audioBandwidth', 'videoCodec', 'audioCodec',
   'autoSubscribe', 'reconnectTimeout', 'keepalive', 'mediaTimeout', 'signalModifier', 'dataChannels',
+  'simulcast',
 ]);
 /** Nothing received on the media transport this long (ms) counts as a dead path: ICE restarts. */
 export const DEFAULT_MEDIA_TIMEOUT_MS = 5000;
@@ -190,6 +191,13 @@ export const DEFAULT_MEDIA_TIMEOUT_MS = 5000;
 export const DEFAULT_RECONNECT_TIMEOUT_MS = 20000;
 /** Keepalive defaults: a `ping` this often, the connection counts as dead after this much silence. */
 export const DEFAULT_KEEPALIVE = { interval: 2000, timeout: 6000 };
+
+/** The `simulcast` option: absent or a boolean. */
+function checkSimulcast(value) {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw invalid('simulcast must be true or false');
+  return value;
+}
 
 /** A `signalModifier` option: a function, checked early so a typo fails at the call site. */
 export function checkSignalModifier(value) {
@@ -250,6 +258,7 @@ export function parseRoomOptions(options) {
     name: options.name,
     videoBandwidth: checkBandwidth('videoBandwidth', options.videoBandwidth),
     audioBandwidth: checkBandwidth('audioBandwidth', options.audioBandwidth),
+    simulcast: checkSimulcast(options.simulcast),
     videoCodecs: null,
     audioCodecs: null,
   };

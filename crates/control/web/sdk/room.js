@@ -11,6 +11,7 @@ import { TrackMethods } from './tracks.js';
 import { NegotiationMethods } from './negotiation.js';
 import { ResumeMethods } from './resume.js';
 import { DataMethods } from './data.js';
+import { QualityMethods } from './quality.js';
 
 /** Messages kept while the signalling connection is down, sent once it is back (bounded). */
 const QUEUED_WHILE_DOWN = new Set([
@@ -52,6 +53,8 @@ export class SfuRoom extends Emitter {
     this.iceRestarts = 0;
     /** Who talks, loudest first, as the server last said: [{ peerId, level }] (level 0..1). */
     this.activeSpeakers = [];
+    /** Ids of the received tracks the server paused for you (`trackPaused`). */
+    this.pausedTracks = new Set();
     /** Resumes done so far (after the signalling connection dropped). */
     this.resumes = 0;
     this._options = options;
@@ -275,6 +278,12 @@ export class SfuRoom extends Emitter {
       case 'trackMuted':
         this._onTrackMuted(message);
         break;
+      case 'trackPaused':
+        this._onTrackPaused(message);
+        break;
+      case 'trackResumed':
+        this._onTrackResumed(message);
+        break;
       case 'mediaState':
         this._onMediaState(message.peerId, message.state);
         break;
@@ -435,7 +444,10 @@ export class SfuRoom extends Emitter {
       await free.sender.replaceTrack(entry.track);
       return;
     }
-    const transceiver = this.pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [entry.stream] });
+    const init = { direction: 'sendonly', streams: [entry.stream] };
+    const sendEncodings = this._sendEncodings(entry);
+    if (sendEncodings) init.sendEncodings = sendEncodings;
+    const transceiver = this.pc.addTransceiver(entry.track, init);
     entry.transceiver = transceiver;
     this._preferCodecs(transceiver, entry.kind);
   }
@@ -458,8 +470,10 @@ export class SfuRoom extends Emitter {
       const params = transceiver.sender.getParameters();
       if (!params.encodings || params.encodings.length === 0) continue;
       const bps = Math.round(kbps * 1000);
-      if (params.encodings.every((e) => e.maxBitrate === bps)) continue;
-      for (const e of params.encodings) e.maxBitrate = bps;
+      // With simulcast the cap is the top layer's (the lower ones stay below it on their own).
+      const capped = params.encodings.length > 1 ? [params.encodings[params.encodings.length - 1]] : params.encodings;
+      if (capped.every((e) => e.maxBitrate === bps)) continue;
+      for (const e of capped) e.maxBitrate = bps;
       try {
         await transceiver.sender.setParameters(params);
       } catch (err) {
@@ -584,4 +598,4 @@ export class SfuRoom extends Emitter {
   }
 }
 
-Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods, DataMethods);
+Object.assign(SfuRoom.prototype, NegotiationMethods, TrackMethods, ResumeMethods, DataMethods, QualityMethods);

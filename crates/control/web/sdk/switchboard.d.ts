@@ -175,6 +175,9 @@ export interface ActiveSpeaker {
   level: number;
 }
 
+/** What `setTrackQuality` may ask for: the simulcast layer at most. */
+export type Quality = 'low' | 'medium' | 'high';
+
 /** What `videoCodec` may name: the video codecs the server forwards. */
 export type VideoCodec = 'VP8' | 'H264' | 'VP9' | 'AV1';
 
@@ -201,11 +204,16 @@ export interface RoomOptions {
   stream?: MediaStream | null;
   /** Display name shown to the others (1-100 characters, no control characters). */
   name?: string;
-  /** Upper limit for the video sender, in kbit/s. */
+  /** Upper limit for the video sender, in kbit/s (with simulcast: its top layer). */
   videoBandwidth?: number;
   /** Upper limit for the audio sender, in kbit/s. */
   audioBandwidth?: number;
-  /** The codec to send video with. The server forwards VP8 and H264. */
+  /**
+   * Send camera video in three simulcast layers (rids q, h, f: a quarter, half and full
+   * resolution); each subscriber gets the one it asks for (setTrackQuality) and that fits.
+   */
+  simulcast?: boolean;
+  /** The codec to send video with. The server forwards VP8, H264, VP9 and AV1. */
   videoCodec?: VideoCodec;
   /** The codec to send audio with. */
   audioCodec?: 'opus';
@@ -474,6 +482,10 @@ export interface RoomEvents {
   mediaState: (event: { peerId: string; state: MediaState }) => void;
   /** Who talks changed (or the order): loudest first, at most every 300 ms; [] when nobody does. */
   activeSpeakersChanged: (speakers: ActiveSpeaker[]) => void;
+  /** The server stopped forwarding a track to you: it does not fit what may be sent to you. */
+  trackPaused: (event: { peerId: string; trackId: string; reason: 'bandwidth' }) => void;
+  /** A paused track flows again (from a keyframe). */
+  trackResumed: (event: { peerId: string; trackId: string }) => void;
   /** A message from another member (room.send, sendData) or from the admin API. */
   data: (event: DataEvent) => void;
   /** A member (or an operator) muted or unmuted a track (also one of yours). */
@@ -507,6 +519,8 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
   readonly state: RoomState;
   /** Who talks, loudest first, as the server last announced (it may include you). */
   readonly activeSpeakers: ActiveSpeaker[];
+  /** Ids of the received tracks the server paused for you. */
+  readonly pausedTracks: Set<string>;
   /** ICE restarts and resumes done so far. */
   readonly iceRestarts: number;
   readonly resumes: number;
@@ -557,6 +571,11 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
    * Mute your own tracks: 'audio' | 'video' | 'screenShare' (by source), one track or its id.
    * Returns the track ids it applied to.
    */
+  /**
+   * Ask for a quality (the simulcast layer at most) and a priority (0–255, higher first when not
+   * everything fits) for a track you receive; left-out fields keep their value.
+   */
+  setTrackQuality(peerId: string, trackId: string, options: { quality?: Quality; priority?: number }): void;
   setMuted(kindOrTrack: 'audio' | 'video' | 'screenShare' | MediaStreamTrack | string, muted: boolean): string[];
   /** The MediaStreamTrack a member's track arrives on now, or null. */
   getRemoteTrack(peerId: string, trackId: string): MediaStreamTrack | null;

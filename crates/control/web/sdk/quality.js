@@ -1,0 +1,57 @@
+// Switchboard JavaScript SDK: media quality. Sending video in simulcast layers (the `simulcast`
+// room option), asking the server for a quality and priority per received track
+// (setTrackQuality), and the tracks the server paused for this member (trackPaused,
+// trackResumed). Installed on SfuRoom by room.js; see docs/sdk.md and docs/media-quality.md.
+
+import { invalid } from './core.js';
+
+/** The layers a simulcast camera sends, lowest first: a quarter, half and full resolution. */
+export const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4 },
+  { rid: 'h', scaleResolutionDownBy: 2 },
+  { rid: 'f', scaleResolutionDownBy: 1 },
+];
+export const QUALITIES = ['low', 'medium', 'high'];
+
+export const QualityMethods = {
+  /** The send encodings for a new video transceiver of `entry` (none without simulcast). */
+  _sendEncodings(entry) {
+    if (entry.kind !== 'video' || !this._options.simulcast || entry.source === 'screen') return undefined;
+    const kbps = this._options.videoBandwidth;
+    return SIMULCAST_ENCODINGS.map((e, i) => {
+      const encoding = { ...e };
+      // videoBandwidth caps the top layer; the lower ones stay below it on their own.
+      if (kbps && i === SIMULCAST_ENCODINGS.length - 1) encoding.maxBitrate = Math.round(kbps * 1000);
+      return encoding;
+    });
+  },
+
+  /**
+   * Ask the server for a quality (`'low'`, `'medium'`, `'high'`: the simulcast layer at most) and
+   * a priority (0–255, higher first when your link cannot carry everything) for one track you
+   * receive. Either may be left out to keep its value.
+   */
+  setTrackQuality(peerId, trackId, { quality, priority } = {}) {
+    const id = this._trackIdOf(peerId, trackId);
+    if (quality !== undefined && !QUALITIES.includes(quality)) {
+      throw invalid(`quality must be one of ${QUALITIES.join(', ')}`);
+    }
+    if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 255)) {
+      throw invalid('priority must be an integer from 0 to 255');
+    }
+    const message = { type: 'setTrackQuality', trackId: id };
+    if (quality !== undefined) message.quality = quality;
+    if (priority !== undefined) message.priority = priority;
+    this._send(message);
+  },
+
+  _onTrackPaused(message) {
+    this.pausedTracks.add(message.trackId);
+    this._emit('trackPaused', { peerId: message.peerId, trackId: message.trackId, reason: message.reason });
+  },
+
+  _onTrackResumed(message) {
+    this.pausedTracks.delete(message.trackId);
+    this._emit('trackResumed', { peerId: message.peerId, trackId: message.trackId });
+  },
+};
