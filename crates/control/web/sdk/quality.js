@@ -1,9 +1,9 @@
 // Switchboard JavaScript SDK: media quality. Sending video in simulcast layers (the `simulcast`
-// room option), asking the server for a quality and priority per received track
-// (setTrackQuality), and the tracks the server paused for this member (trackPaused,
-// trackResumed). Installed on SfuRoom by room.js; see docs/sdk.md and docs/media-quality.md.
+// room option), capping each sender (videoBandwidth, audioBandwidth), asking the server for a
+// quality and priority per received track (setTrackQuality), and the tracks the server paused
+// for this member (trackPaused, trackResumed). Installed on SfuRoom by room.js; see docs/sdk.md and docs/media-quality.md.
 
-import { invalid } from './core.js';
+import { SwitchboardError, invalid } from './core.js';
 
 /** The layers a simulcast camera sends, lowest first: a quarter, half and full resolution. */
 export const SIMULCAST_ENCODINGS = [
@@ -24,6 +24,27 @@ export const QualityMethods = {
       if (kbps && i === SIMULCAST_ENCODINGS.length - 1) encoding.maxBitrate = Math.round(kbps * 1000);
       return encoding;
     });
+  },
+
+  /** Apply videoBandwidth/audioBandwidth to every sender (with simulcast, to its top layer). */
+  async _applyBandwidth() {
+    for (const entry of this._local.values()) {
+      const kbps = entry.kind === 'video' ? this._options.videoBandwidth : this._options.audioBandwidth;
+      const transceiver = entry.transceiver;
+      if (!kbps || !transceiver || !transceiver.sender.track) continue;
+      const params = transceiver.sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) continue;
+      const bps = Math.round(kbps * 1000);
+      // With simulcast the cap is the top layer's (the lower ones stay below it on their own).
+      const capped = params.encodings.length > 1 ? [params.encodings[params.encodings.length - 1]] : params.encodings;
+      if (capped.every((e) => e.maxBitrate === bps)) continue;
+      for (const e of capped) e.maxBitrate = bps;
+      try {
+        await transceiver.sender.setParameters(params);
+      } catch (err) {
+        this._emit('error', new SwitchboardError('negotiationFailed', `could not limit ${entry.kind} to ${kbps} kbit/s: ${err.message}`));
+      }
+    }
   },
 
   /**

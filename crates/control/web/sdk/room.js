@@ -462,26 +462,6 @@ export class SfuRoom extends Emitter {
     }
   }
 
-  async _applyBandwidth() {
-    for (const entry of this._local.values()) {
-      const kbps = entry.kind === 'video' ? this._options.videoBandwidth : this._options.audioBandwidth;
-      const transceiver = entry.transceiver;
-      if (!kbps || !transceiver || !transceiver.sender.track) continue;
-      const params = transceiver.sender.getParameters();
-      if (!params.encodings || params.encodings.length === 0) continue;
-      const bps = Math.round(kbps * 1000);
-      // With simulcast the cap is the top layer's (the lower ones stay below it on their own).
-      const capped = params.encodings.length > 1 ? [params.encodings[params.encodings.length - 1]] : params.encodings;
-      if (capped.every((e) => e.maxBitrate === bps)) continue;
-      for (const e of capped) e.maxBitrate = bps;
-      try {
-        await transceiver.sender.setParameters(params);
-      } catch (err) {
-        this._emit('error', new SwitchboardError('negotiationFailed', `could not limit ${entry.kind} to ${kbps} kbit/s: ${err.message}`));
-      }
-    }
-  }
-
   /**
    * Send `stream` instead of the current one, without rejoining: tracks are swapped in place,
    * added (e.g. voice-only → camera on) or removed (stream without video → video unpublished).

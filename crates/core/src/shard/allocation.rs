@@ -152,8 +152,14 @@ impl Shard {
                 audio,
             });
         }
-        let sent = match (measure, p.link.measured_at.replace(now)) {
-            (true, Some(since)) => {
+        // Only the periodic run closes the measurement window (the bytes are taken only then).
+        let since = if measure {
+            p.link.measured_at.replace(now)
+        } else {
+            None
+        };
+        let sent = match since {
+            Some(since) => {
                 let secs = now.saturating_duration_since(since).as_secs_f64();
                 if secs > 0.0 {
                     (sent_bytes as f64 * 8.0 / secs) as u64
@@ -161,7 +167,7 @@ impl Shard {
                     0
                 }
             }
-            _ => 0,
+            None => 0,
         };
         let estimate = if measure { p.estimate } else { None };
         let budget = p.link.budget(estimate, sent, cap);
@@ -290,14 +296,7 @@ impl Shard {
         priority: Option<u8>,
     ) {
         let Some(track_ref) = self.room_track(local, track_id) else {
-            self.signal(
-                local,
-                ServerMessage::Error {
-                    code: switchboard_protocol::ErrorCode::UnknownTrack,
-                    message: format!("no track {track_id:?} in your room"),
-                    request: Some("setTrackQuality".to_owned()),
-                },
-            );
+            self.unknown_track(local, track_id, "setTrackQuality");
             return;
         };
         let Shard {

@@ -297,14 +297,7 @@ impl Shard {
     /// goes live.
     pub(super) fn subscribe(&mut self, local: Local, track_id: &str, request: &str) -> bool {
         let Some(track_ref) = self.room_track(local, track_id) else {
-            self.signal(
-                local,
-                ServerMessage::Error {
-                    code: switchboard_protocol::ErrorCode::UnknownTrack,
-                    message: format!("no track {track_id:?} in this room"),
-                    request: Some(request.into()),
-                },
-            );
+            self.unknown_track(local, track_id, request);
             return false;
         };
         let Some(track) = self.tracks.get(track_ref.0) else {
@@ -332,14 +325,7 @@ impl Shard {
     /// `unsubscribe`: stop receiving the track; its slot takes the next waiting track.
     pub(super) fn unsubscribe(&mut self, local: Local, track_id: &str, request: &str) -> bool {
         let Some(track_ref) = self.room_track(local, track_id) else {
-            self.signal(
-                local,
-                ServerMessage::Error {
-                    code: switchboard_protocol::ErrorCode::UnknownTrack,
-                    message: format!("no track {track_id:?} in this room"),
-                    request: Some(request.into()),
-                },
-            );
+            self.unknown_track(local, track_id, request);
             return false;
         };
         let Some(p) = self.members.get_mut(local.0) else {

@@ -393,12 +393,13 @@ impl Shard {
             .find(|t| self.tracks.get(t.0).is_some_and(|t| t.track_id == track_id))
     }
 
-    fn unknown_track(&mut self, local: Local, track_id: &str, request: &str) {
+    /// Refuse a request naming a track that is not in the sender's room, to the sender alone.
+    pub(super) fn unknown_track(&mut self, local: Local, track_id: &str, request: &str) {
         self.signal(
             local,
             ServerMessage::Error {
                 code: ErrorCode::UnknownTrack,
-                message: format!("no track {track_id:?} (for {request})"),
+                message: format!("no track {track_id:?} in your room (for {request})"),
                 request: Some(request.into()),
             },
         );

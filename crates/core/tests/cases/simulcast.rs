@@ -154,12 +154,12 @@ fn a_layer_that_stops_is_replaced_by_the_next_within_a_second_or_so() {
     assert_eq!(settled_layer(&video(&sim, "sub", "pub"), 100), Some(F));
 }
 
-#[test]
-fn the_configured_cap_per_subscriber_holds_layers_down_in_priority_order() {
+/// Two simulcast publishers and one subscriber, with every subscriber capped at `cap` bits per
+/// second, after 4 s.
+fn capped_room(cap: u64) -> Sim {
     let mut sim = Sim::new();
     let mut config = sim.shard.config().clone();
-    // Audio (~90 kbit/s) and the middle layer (~430) fit; the top (~1 160) does not.
-    config.max_subscriber_bitrate = Some(700_000);
+    config.max_subscriber_bitrate = Some(cap);
     sim.shard = Shard::new(config, sim.now);
     sim.join_simulcast = three_layers();
     sim.join("r", "pub", true);
@@ -167,6 +167,13 @@ fn the_configured_cap_per_subscriber_holds_layers_down_in_priority_order() {
     sim.join_simulcast = Vec::new();
     sim.join("r", "sub", false);
     sim.run(Duration::from_secs(4));
+    sim
+}
+
+#[test]
+fn the_configured_cap_per_subscriber_holds_layers_down_in_priority_order() {
+    // Audio (~90 kbit/s) and the middle layer (~430) fit; the top (~1 160) does not.
+    let mut sim = capped_room(700_000);
 
     let from_pub = video(&sim, "sub", "pub");
     let from_pub2 = video(&sim, "sub", "pub2");
@@ -212,17 +219,8 @@ fn the_configured_cap_per_subscriber_holds_layers_down_in_priority_order() {
 
 #[test]
 fn a_track_that_does_not_fit_is_paused_and_resumed_with_notice() {
-    let mut sim = Sim::new();
-    let mut config = sim.shard.config().clone();
     // Room for audio and one lowest layer, not two.
-    config.max_subscriber_bitrate = Some(300_000);
-    sim.shard = Shard::new(config, sim.now);
-    sim.join_simulcast = three_layers();
-    sim.join("r", "pub", true);
-    sim.join("r", "pub2", true);
-    sim.join_simulcast = Vec::new();
-    sim.join("r", "sub", false);
-    sim.run(Duration::from_secs(4));
+    let mut sim = capped_room(300_000);
     let paused: Vec<String> = sim
         .client("sub")
         .signals
