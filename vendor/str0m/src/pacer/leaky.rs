@@ -130,12 +130,21 @@ impl Pacer for LeakyBucketPacer {
 
         let next = self.next_poll_queue.take()?;
 
-        // Mark that we need timeout before next poll
-        self.needs_timeout_before_next_poll = true;
-        self.request_immediate_timeout();
-
         // Capture the cluster ID at poll time, before register_send() might clear it
         let cluster_id = self.active_cluster();
+
+        // Ask for a timeout soon either way: it re-syncs the queue states.
+        self.request_immediate_timeout();
+
+        // Unpaced media is sent as it comes: a burst of it (an SFU forwarding to a subscriber)
+        // drains in one go rather than one packet per timeout, each of which costs the whole
+        // session's timeout handling. Probes keep the gate.
+        if self.probe_queue.is_empty() && self.drain_unpaced(next) {
+            return Some((next, cluster_id));
+        }
+
+        // Mark that we need timeout before next poll
+        self.needs_timeout_before_next_poll = true;
 
         Some((next, cluster_id))
     }
@@ -462,6 +471,30 @@ impl LeakyBucketPacer {
             midrid: queue.midrid,
             padding,
         })
+    }
+
+    /// Count one packet out of `sent` when it is an unpaced queue, and choose the next unpaced
+    /// queue that still holds packets (by the snapshot of the last timeout, oldest first).
+    /// False: `sent` is paced, or no unpaced packets are left; the gate applies.
+    fn drain_unpaced(&mut self, sent: MidRid) -> bool {
+        let Some(queue) = self.queue_states.iter_mut().find(|q| q.midrid == sent) else {
+            return false;
+        };
+        if !queue.unpaced {
+            return false;
+        }
+        queue.snapshot.packet_count = queue.snapshot.packet_count.saturating_sub(1);
+        if queue.snapshot.packet_count == 0 {
+            queue.snapshot.first_unsent = None;
+        }
+        let next = self
+            .queue_states
+            .iter()
+            .filter(|q| q.unpaced && q.snapshot.packet_count > 0)
+            .min_by_key(|q| q.snapshot.first_unsent)
+            .map(|q| q.midrid);
+        self.next_poll_queue = next;
+        next.is_some()
     }
 
     fn request_immediate_timeout(&mut self) {
@@ -1025,6 +1058,49 @@ mod test {
 
         let next_poll = pacer.poll_timeout().0.unwrap();
         (burst, next_poll - at)
+    }
+
+    #[test]
+    fn unpaced_burst_drains_without_a_timeout_per_packet() {
+        let now = Instant::now();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        let mut queue = Queue::default();
+        for seq in 0..5 {
+            enqueue_packet_noisy(&mut pacer, &mut queue, seq, 100, PacketKind::Audio, now);
+        }
+        // One timeout (the last enqueue's), five packets.
+        for i in 0..5 {
+            let (qid, _) = pacer
+                .poll_queue()
+                .unwrap_or_else(|| panic!("packet {i} waits for a timeout"));
+            let packet = queue.next_packet().expect("queued");
+            pacer.register_send(now, DataSize::from(packet.size()), qid);
+            queue.register_send(qid, now);
+        }
+        assert!(pacer.poll_queue().is_none(), "nothing is left to send");
+        let timeout = pacer.poll_timeout().0.expect("a timeout");
+        assert!(
+            timeout <= now + Duration::from_micros(1),
+            "a timeout soon re-syncs the queue states"
+        );
+    }
+
+    #[test]
+    fn paced_video_still_waits_for_a_timeout_between_packets() {
+        let now = Instant::now();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        let mut queue = Queue::default();
+        for seq in 0..3 {
+            enqueue_packet_noisy(&mut pacer, &mut queue, seq, 100, PacketKind::Video, now);
+        }
+        let (qid, _) = pacer.poll_queue().expect("the first packet goes at once");
+        let packet = queue.next_packet().expect("queued");
+        pacer.register_send(now, DataSize::from(packet.size()), qid);
+        queue.register_send(qid, now);
+        assert!(
+            pacer.poll_queue().is_none(),
+            "the next paced packet waits for a timeout"
+        );
     }
 
     #[test]

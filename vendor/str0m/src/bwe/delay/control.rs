@@ -11,6 +11,8 @@ use crate::util::{MovingAverage, already_happened};
 
 const MAX_RTT_HISTORY_WINDOW: usize = 32;
 const UPDATE_INTERVAL: Duration = Duration::from_millis(25);
+/// The shortest wait for a TWCC report once the last one is too old to update from.
+const MIN_STALE_WAIT: Duration = Duration::from_millis(5);
 /// The maximum time we keep updating our estimate without receiving a TWCC report.
 const MAX_TWCC_GAP: Duration = Duration::from_millis(500);
 /// RFC 6298: Exponentially Weighted Moving Average smoothing factor for RTT (alpha = 1/8)
@@ -114,10 +116,13 @@ impl DelayController {
             // We haven't received a TWCC report in a while. The trendline hypothesis can
             // no longer be considered valid. We need another TWCC report before we can update
             // estimates.
+            // Floored: on a link with a sub-millisecond RTT (loopback, one data centre) the
+            // RTT alone made this a timeout every few microseconds, each of them running the
+            // whole session's timeout handling while nothing could change until a report came.
             let next_timeout_in = self
                 .get_smoothed_rtt()
                 .unwrap_or(MAX_TWCC_GAP)
-                .min(UPDATE_INTERVAL);
+                .clamp(MIN_STALE_WAIT, UPDATE_INTERVAL);
 
             // Set this even if we didn't update, otherwise we get stuck in a poll -> handle loop
             // that starves the run loop.
@@ -222,5 +227,29 @@ impl DelayController {
                 .map(|rtt| rtt * 2)
                 .unwrap_or(MAX_TWCC_GAP)
                 .min(UPDATE_INTERVAL * 2)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_stale_report_on_a_short_rtt_link_waits_instead_of_spinning() {
+        let start = Instant::now();
+        let mut controller = DelayController::new(Bitrate::kbps(300));
+        // Loopback: a smoothed RTT of 100 µs, and no report for a second.
+        controller.update_rtt(Duration::from_micros(100));
+        let now = start + Duration::from_secs(1);
+        controller.handle_timeout(None, now);
+        assert!(
+            controller.poll_timeout() >= now + MIN_STALE_WAIT,
+            "next timeout in {:?}",
+            controller.poll_timeout() - now
+        );
+        // A long RTT still waits at most the update interval.
+        controller.update_rtt(Duration::from_secs(2));
+        controller.handle_timeout(None, now);
+        assert!(controller.poll_timeout() <= now + UPDATE_INTERVAL);
     }
 }
