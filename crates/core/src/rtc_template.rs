@@ -29,7 +29,7 @@ impl std::fmt::Display for RtcSetupError {
 
 impl std::error::Error for RtcSetupError {}
 
-/// Where each subscriber's bandwidth estimate starts, in Mbit/s.
+/// Where each subscriber's bandwidth estimate starts, in Mbit/s (above any one link's need).
 const INITIAL_ESTIMATE_MBPS: u64 = 50;
 
 /// A new participant's engine and the ICE ufrag that routes its first STUN to it.
@@ -77,10 +77,11 @@ impl RtcTemplate {
     }
 
     /// Send-side bandwidth estimation (TWCC) on what the server sends each subscriber, for the
-    /// allocator. Experimental, off by default: in the simulation str0m's estimate fell well
-    /// below what a lossless link carried, and its pacer (1.1× the estimate) then holds media
-    /// back. Without it the allocator forwards what preferences and the configured cap allow.
-    /// The high start keeps the pacer out of the way until the estimate has converged.
+    /// allocator (the runtime turns it on unless `media.bandwidth_estimation = false`). The
+    /// estimate starts high: the allocator judges a link only once the estimate falls below
+    /// what the link is sent, and str0m's first probes (capped at twice the desired rate the
+    /// allocator sets once layer rates are measured) bring it down to the link's measure.
+    /// Forwarded video is unpaced (see `Slot::attach`), so the estimate never holds media back.
     pub fn with_bandwidth_estimation(mut self) -> Self {
         self.config = self
             .config

@@ -2,6 +2,8 @@
 
 mod sim;
 
+#[path = "cases/bandwidth.rs"]
+mod bandwidth;
 #[path = "cases/codecs.rs"]
 mod codecs;
 #[path = "cases/data_relay.rs"]

@@ -29,7 +29,7 @@ pub(crate) const HEADROOM: f64 = 0.9;
 pub(crate) const CONGESTED: f64 = 0.85;
 /// How many allocations' estimates the budget takes the lowest of (3 s at 500 ms): a single
 /// optimistic estimate does not bring a layer back that the link then drops.
-const ESTIMATE_WINDOW: usize = 6;
+const ESTIMATE_WINDOW: usize = 4;
 /// Below this send rate the link's estimate is not judged (too few packets to tell).
 const MIN_JUDGED_RATE: u64 = 100_000;
 /// A layer whose rate is not measured yet counts as this much.
@@ -107,6 +107,7 @@ impl Shard {
         let mut entries = Vec::new();
         let mut demands = Vec::new();
         let mut sent_bytes = 0u64;
+        let mut unmeasured = false;
         for (key, slot) in p.slots.iter_mut() {
             if measure {
                 sent_bytes += std::mem::take(&mut slot.sent_bytes);
@@ -130,11 +131,9 @@ impl Shard {
                 ladder: ladder
                     .iter()
                     .map(|&i| {
-                        track
-                            .layers
-                            .get(i)
-                            .map_or(0, |l| l.bitrate)
-                            .max(MIN_LAYER_RATE)
+                        let rate = track.layers.get(i).map_or(0, |l| l.bitrate);
+                        unmeasured |= rate == 0;
+                        rate.max(MIN_LAYER_RATE)
                     })
                     .collect(),
                 max: if audio {
@@ -184,7 +183,11 @@ impl Shard {
             (true, Some(step)) => allocation.allocated + step,
             _ => allocation.desired,
         };
-        let steer = desired != p.link.desired && !entries.is_empty();
+        // str0m's first probes are capped at twice the desired rate and their result replaces
+        // the starting estimate: a desired rate made of guesses for layers not measured yet
+        // (audio alone, say, while video starts) would pin the estimate far below the link.
+        // Wait until every layer has a measured rate.
+        let steer = desired != p.link.desired && !entries.is_empty() && !unmeasured;
         p.link.desired = desired;
         if steer {
             let who = p.id;

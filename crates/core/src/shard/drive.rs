@@ -4,7 +4,7 @@
 //! once); the work is applied afterwards.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::channel::{ChannelData, ChannelId};
 use str0m::media::{Direction, KeyframeRequestKind, Mid, Rid};
@@ -421,14 +421,31 @@ struct DrainState<'a> {
     estimate: &'a mut Option<u64>,
 }
 
+/// Timeouts due at once that one drain feeds back to an engine before it leaves the rest to
+/// the timers (a pacer releasing a burst of packets asks for one per packet).
+const MAX_IMMEDIATE_TIMEOUTS: u32 = 512;
+/// A deadline this close counts as due now (str0m's "at once" is the next microsecond).
+const IMMEDIATE: Duration = Duration::from_micros(20);
+
 /// Drain one `Rtc` until it asks for a timeout: datagrams go out, events become work.
 fn drain_rtc(
     rtc: &mut Rtc,
     p: &mut DrainState<'_>,
     d: &mut Drain<'_>,
 ) -> Result<(), str0m::RtcError> {
+    let mut immediate = 0;
     loop {
         match rtc.poll_output()? {
+            // str0m's pacer (on with bandwidth estimation) lets one packet out per timeout and
+            // then asks for one a microsecond later; leaving that to the shard's timers would
+            // release one packet per wake-up and queue the rest for seconds. Bounded: a runaway
+            // engine waits for the next wake-up like any other.
+            str0m::Output::Timeout(at)
+                if at <= d.now + IMMEDIATE && immediate < MAX_IMMEDIATE_TIMEOUTS =>
+            {
+                immediate += 1;
+                rtc.handle_input(str0m::Input::Timeout(at.max(d.now)))?;
+            }
             str0m::Output::Timeout(at) => {
                 if *p.deadline != Some(at) {
                     *p.deadline = Some(at);

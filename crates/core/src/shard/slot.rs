@@ -136,6 +136,12 @@ impl Slot {
                 // packet of every subscriber's stream (it dominates memory per participant).
                 tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
             }
+            // With bandwidth estimation on, str0m paces what it sends at about its estimate.
+            // Forwarded media is already paced by its publisher; held back again behind an
+            // estimate that lags the link, it queues for a second and more. The allocator picks
+            // layers that fit the estimate instead, so media goes out as it comes (padding and
+            // probes stay paced).
+            tx.set_unpaced(true);
             Some(tx.ssrc())
         })?;
         self.tx_ssrc = ssrc;

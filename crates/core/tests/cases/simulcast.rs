@@ -8,12 +8,12 @@ use switchboard_protocol::{Quality, ServerMessage};
 
 use crate::sim::{layer_of, three_layers, Sim};
 
-const Q: usize = 0;
-const H: usize = 1;
-const F: usize = 2;
+pub const Q: usize = 0;
+pub const H: usize = 1;
+pub const F: usize = 2;
 
 /// (seq, layer) of the video `name` received from `owner`, in arrival order.
-fn video(sim: &Sim, name: &str, owner: &str) -> Vec<(u64, usize)> {
+pub fn video(sim: &Sim, name: &str, owner: &str) -> Vec<(u64, usize)> {
     sim.client(name)
         .packets_of(owner, true)
         .into_iter()
@@ -22,7 +22,7 @@ fn video(sim: &Sim, name: &str, owner: &str) -> Vec<(u64, usize)> {
 }
 
 /// The layer of the last `n` packets, if they all share one.
-fn settled_layer(packets: &[(u64, usize)], n: usize) -> Option<usize> {
+pub fn settled_layer(packets: &[(u64, usize)], n: usize) -> Option<usize> {
     let tail = &packets[packets.len().saturating_sub(n)..];
     let first = tail.first()?.1;
     tail.iter().all(|p| p.1 == first).then_some(first)

@@ -198,6 +198,14 @@ impl Sim {
         }
     }
 
+    /// Estimate each subscriber's bandwidth (TWCC) for the joins that follow, as a node with
+    /// `media.bandwidth_estimation` does.
+    pub fn estimate_bandwidth(&mut self) {
+        self.template = RtcTemplate::new()
+            .expect("crypto provider")
+            .with_bandwidth_estimation();
+    }
+
     fn index(&self, name: &str) -> usize {
         self.clients
             .iter()

@@ -49,8 +49,6 @@ impl SpawnedServer {
             .arg(format!("{}-{}", udp, udp + ports as u16 - 1))
             .arg("--udp-bind")
             .arg("127.0.0.1")
-            .arg("--log")
-            .arg("warn")
             // Every load-test client connects from 127.0.0.1: the per-address join rate and the
             // room size limits meant for real users would refuse the scenarios. Extra
             // --server-arg flags come after these and win.
@@ -60,6 +58,13 @@ impl SpawnedServer {
             .arg("0");
         if let Some(n) = shards {
             cmd.arg("--shards").arg(n.to_string());
+        }
+        // Quiet unless a --server-arg sets a log filter of its own (the flag may be given once).
+        if !extra
+            .iter()
+            .any(|a| a == "--log" || a.starts_with("--log="))
+        {
+            cmd.arg("--log").arg("warn");
         }
         cmd.args(extra)
             .stdin(Stdio::null())
