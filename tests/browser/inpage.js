@@ -11,7 +11,12 @@
   };
 
   /** A video track of a canvas painted `colour` (a COLOURS name), repainted 25 times a second. */
-  function colourTrack(colour, width = 320, height = 240) {
+  /**
+   * A canvas track of `colour` (named at the centre of each frame). `busy`: the top quarter is
+   * fresh noise every frame, so the encoder spends what its layers may (a plain canvas encodes
+   * to a few kbit/s however large it is).
+   */
+  function colourTrack(colour, width = 320, height = 240, busy = false) {
     const rgb = COLOURS[colour];
     if (!rgb) throw new Error(`unknown colour ${colour}`);
     const canvas = document.createElement('canvas');
@@ -25,6 +30,13 @@
       // A small moving mark in a corner keeps every frame different (the encoder keeps sending).
       g.fillStyle = 'white';
       g.fillRect((tick * 4) % 60, 4, 8, 8);
+      if (busy) {
+        const band = Math.floor(canvas.height / 4);
+        const noise = g.createImageData(canvas.width, band);
+        const px = new Uint32Array(noise.data.buffer);
+        for (let i = 0; i < px.length; i += 1) px[i] = (Math.random() * 0xffffff) | 0xff000000;
+        g.putImageData(noise, 0, 0);
+      }
       tick += 1;
     };
     paint();

@@ -19,8 +19,8 @@ export async function helperPage(browser, base, label) {
 }
 
 /**
- * Join in `page`; `publish` lists the tracks to send: { colour, name, source, description } for
- * a canvas, { tone: { frequency, gain }, name, source } for a sine.
+ * Join in `page`; `publish` lists the tracks to send: { colour, name, source, description,
+ * size: [w, h], busy } for a canvas, { tone: { frequency, gain }, name, source } for a sine.
  */
 export async function joinAs(page, { host, roomName, id, options = {}, publish = [] }) {
   await page.evaluate(async ({ host: h, roomName: r, id: i, options: o, publish: p }) => {
@@ -29,7 +29,7 @@ export async function joinAs(page, { host, roomName, id, options = {}, publish =
     for (const t of p) {
       const track = t.tone
         ? window.sbt.toneTrack(t.tone.frequency, t.tone.gain)
-        : window.sbt.colourTrack(t.colour, ...(t.size ?? []));
+        : window.sbt.colourTrack(t.colour, t.size?.[0], t.size?.[1], t.busy);
       const info = await room.publishTrack(track, { name: t.name, source: t.source, description: t.description });
       window.published[info.trackId] = track;
     }

@@ -44,7 +44,7 @@ pub struct RuntimeConfig {
     pub max_mlines_per_session: usize,
     /// Remote ICE candidates kept per participant.
     pub max_candidates_per_session: usize,
-    /// Estimate each subscriber's bandwidth (TWCC) for the allocator (experimental).
+    /// Estimate each subscriber's bandwidth (TWCC) for the allocator.
     pub bandwidth_estimation: bool,
     /// The most forwarded to one subscriber (bits per second); `None`: what its link carries.
     pub max_subscriber_bitrate: Option<u64>,
@@ -72,7 +72,7 @@ impl RuntimeConfig {
             max_tracks_per_participant: switchboard_protocol::MAX_TRACKS_PER_PARTICIPANT,
             max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
-            bandwidth_estimation: false,
+            bandwidth_estimation: true,
             max_subscriber_bitrate: None,
         }
     }

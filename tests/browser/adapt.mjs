@@ -1,0 +1,84 @@
+// Bandwidth estimation through the SFU with real Chromium: a publisher sends three simulcast
+// layers of a busy red 1280×720 canvas; two members receive it, one of them in a network
+// namespace of its own (netns.mjs) behind an nftables policer. With the policer on, the server's
+// estimate for that member falls and the allocator moves it to a lower layer: it decodes a
+// smaller frameWidth and keeps decoding (red, so from the right owner), while the other member
+// keeps the top layer. With the policer lifted, the member climbs back to 1280.
+
+import { assert, newPage, sleep, startServer, uniqueRoom, waitFor } from './harness.mjs';
+import { SERVER_IP, isolatedBrowser, loadInMember, networkTools } from './netns.mjs';
+import { INPAGE, colourOf, helperPage, joinAs, trackStats } from './subscriptions.mjs';
+
+const TRACK = 'pub:camera';
+/**
+ * 150 kB/s (1.2 Mbit/s): Chrome's top 720p layer wants up to 2.5 Mbit/s, its 360p one up to
+ * 0.7, so only the top one does not fit.
+ */
+const POLICE_KBYTES = 150;
+
+const widthOf = async (page) => (await trackStats(page))[TRACK]?.frameWidth ?? 0;
+const framesOf = async (page) => (await trackStats(page))[TRACK]?.framesDecoded ?? 0;
+
+/** Wait until `page` decodes TRACK at a width `ok` accepts; the milliseconds it took. */
+async function waitWidth(page, what, ok, timeout = 30000) {
+  const t0 = Date.now();
+  await waitFor(`${what} (decoding ${await widthOf(page)} wide)`, async () => ok(await widthOf(page)), { timeout, interval: 200 });
+  return Date.now() - t0;
+}
+
+export async function adaptToPolicedLink({ browser, report }) {
+  const tools = networkTools();
+  if (tools !== true) throw new Error(`the adaptation test needs a network namespace with nftables: ${tools} (scripts/browser-tests.sh installs it)`);
+  const server = await startServer({ logName: 'server-adapt.log', ip: SERVER_IP, args: ['--bandwidth-estimation', 'true'] });
+  let member = null;
+  const pages = [];
+  try {
+    member = await isolatedBrowser(server.port);
+    const weak = await newPage(member.browser, 'adapt-weak');
+    pages.push(weak);
+    await loadInMember(weak, server.base, INPAGE);
+    const pub = await helperPage(browser, server.base, 'adapt-pub');
+    const best = await helperPage(browser, server.base, 'adapt-best');
+    pages.push(pub, best);
+    const roomName = uniqueRoom('adapt');
+    await joinAs(pub, {
+      host: server.host, roomName, id: 'pub', options: { simulcast: true },
+      publish: [{ colour: 'red', size: [1280, 720], busy: true, name: 'camera', source: 'camera' }],
+    });
+    await joinAs(best, { host: server.host, roomName, id: 'best' });
+    await joinAs(weak, { host: server.host, roomName, id: 'weak' });
+    await waitWidth(best, 'best to decode the top layer', (w) => w === 1280, 40000);
+    await waitWidth(weak, 'weak to decode the top layer before the policer', (w) => w === 1280, 40000);
+
+    // The policer: the member's estimate falls, the allocator moves it down.
+    await member.police(POLICE_KBYTES);
+    const down = await waitWidth(weak, `weak to move below 1280 behind a ${POLICE_KBYTES} kB/s policer`, (w) => w > 0 && w < 1280);
+    const lower = await widthOf(weak);
+    const [before, bestBefore] = [await framesOf(weak), await framesOf(best)];
+    await sleep(5000);
+    const decoded = (await framesOf(weak)) - before;
+    const bestDecoded = (await framesOf(best)) - bestBefore;
+    const held = await widthOf(weak);
+    // The publisher's frame rate is what its CPU allows (noise at 720p, three encodings): judge
+    // against the member without a policer.
+    assert(decoded >= bestDecoded / 2 && decoded > 10, `weak decoded ${decoded} frames in 5 s behind the policer, best ${bestDecoded}`);
+    assert(held > 0 && held < 1280, `weak went back to ${held} wide behind the policer`);
+    assert((await widthOf(best)) === 1280, 'best keeps the top layer');
+    for (const [page, who] of [[weak, 'weak'], [best, 'best']]) {
+      const colour = await colourOf(page, 'pub', TRACK);
+      assert(colour === 'red', `${who} decodes ${TRACK} as ${colour}`);
+    }
+
+    // Lifted: it climbs back.
+    await member.restore();
+    const up = await waitWidth(weak, 'weak to climb back to 1280 once the policer is lifted', (w) => w === 1280, 40000);
+    const colour = await colourOf(weak, 'pub', TRACK);
+    assert(colour === 'red', `weak decodes ${TRACK} as ${colour} after climbing back`);
+    report(`policer ${POLICE_KBYTES} kB/s: weak 1280 → ${lower} in ${down} ms (${decoded} frames in the next 5 s at ${held}, best ${bestDecoded}), `
+      + `back to 1280 ${up} ms after lifting; best stays at 1280; red throughout`);
+  } finally {
+    for (const page of pages) await page.closeContext().catch(() => {});
+    await member?.stop();
+    await server.stop();
+  }
+}
