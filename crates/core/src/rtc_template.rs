@@ -49,6 +49,7 @@ pub struct NewRtc {
 #[derive(Debug, Clone)]
 pub struct RtcTemplate {
     config: RtcConfig,
+    bandwidth_estimation: bool,
 }
 
 impl RtcTemplate {
@@ -62,8 +63,9 @@ impl RtcTemplate {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            // RED would need unwrapping for subscribers that did not negotiate it.
-            .enable_opus(true, false)
+            // With RED (audio/red): a browser publishes Opus with redundancy when the answer
+            // offers it; subscribers that did not negotiate it get the primary (`crate::red`).
+            .enable_opus(true, true)
             .enable_vp8(true)
             .enable_h264(true)
             // Forwarded as they come (single layer; keyframes detected in `fanout`). A
@@ -73,7 +75,10 @@ impl RtcTemplate {
             // Per-stream NACK/PLI counters for metrics; one snapshot a second is cheap.
             .set_stats_interval(Some(std::time::Duration::from_secs(1)))
             .set_dtls_cert(cert);
-        Ok(RtcTemplate { config })
+        Ok(RtcTemplate {
+            config,
+            bandwidth_estimation: false,
+        })
     }
 
     /// Send-side bandwidth estimation (TWCC) on what the server sends each subscriber, for the
@@ -86,6 +91,7 @@ impl RtcTemplate {
         self.config = self
             .config
             .enable_bwe(Some(str0m::bwe::Bitrate::mbps(INITIAL_ESTIMATE_MBPS)));
+        self.bandwidth_estimation = true;
         self
     }
 
@@ -122,6 +128,11 @@ impl RtcTemplate {
             .clone()
             .set_local_ice_credentials(creds)
             .build(now);
+        if self.bandwidth_estimation {
+            // No 50 kbit/s of padding to every subscriber that receives less (everything muted or
+            // unsubscribed): probes still find out what a link carries.
+            rtc.bwe().set_automatic_padding(false);
+        }
         let mut lines = Vec::with_capacity(candidates.len());
         for candidate in candidates {
             lines.push(candidate.to_sdp_string());

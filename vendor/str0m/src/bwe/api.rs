@@ -91,6 +91,19 @@ impl<'a> Bwe<'a> {
         m.no_events();
     }
 
+    /// Whether to pad up to 50 kbit/s whenever media sends less (the default), or only up to the
+    /// `minimum` of [`set_bitrate`][Self::set_bitrate] (and in probes).
+    ///
+    /// The automatic padding keeps a trickle of feedback coming, at 50 kbit/s for every session
+    /// that sends less than that. An SFU with many idle subscribers (everything muted, nothing
+    /// subscribed) pays that for each of them, and a receiver sees packets on m-lines that carry
+    /// no media. Probing for more bandwidth is not affected.
+    pub fn set_automatic_padding(&mut self, enabled: bool) {
+        let mut m = self.0.mutate();
+        m.session.set_bwe_automatic_padding(enabled);
+        m.no_events();
+    }
+
     /// Reset the BWE with a new init_bitrate
     ///
     /// This discards the current estimator state and starts estimation again

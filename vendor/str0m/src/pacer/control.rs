@@ -18,11 +18,21 @@ pub(crate) struct PacingResult {
 }
 
 /// Controls the pacing and padding rates.
-pub(crate) struct PacerControl {}
+pub(crate) struct PacerControl {
+    /// Whether `PADDING_TARGET` is a floor for padding (off: padding only up to the minimum the
+    /// application asks for, and in probes).
+    automatic_padding: bool,
+}
 
 impl PacerControl {
     pub fn new() -> Self {
-        Self {}
+        Self {
+            automatic_padding: true,
+        }
+    }
+
+    pub fn set_automatic_padding(&mut self, enabled: bool) {
+        self.automatic_padding = enabled;
     }
 
     pub fn calculate(
@@ -38,7 +48,12 @@ impl PacerControl {
         } else if has_active_media {
             // Sustain the requested minimum without exceeding estimated capacity.
             // Keep the automatic target for NAT bindings and RTX state.
-            PADDING_TARGET.max(minimum).min(estimate)
+            let floor = if self.automatic_padding {
+                PADDING_TARGET
+            } else {
+                Bitrate::ZERO
+            };
+            floor.max(minimum).min(estimate)
         } else {
             // No padding when no media is being sent
             Bitrate::ZERO
@@ -100,6 +115,16 @@ mod test {
             assert_eq!(result.padding_rate, Bitrate::kbps(expected));
             assert_eq!(result.pacing_rate, Bitrate::kbps(estimate) * PACING_FACTOR);
         }
+    }
+
+    #[test]
+    fn without_automatic_padding_only_the_minimum_is_padded_to() {
+        let mut c = PacerControl::new();
+        c.set_automatic_padding(false);
+        let estimate = Bitrate::kbps(1_000);
+        assert_eq!(c.calculate(true, estimate, false, Bitrate::ZERO).padding_rate, Bitrate::ZERO);
+        let minimum = Bitrate::kbps(300);
+        assert_eq!(c.calculate(true, estimate, false, minimum).padding_rate, minimum);
     }
 
     #[test]
