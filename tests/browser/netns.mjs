@@ -46,7 +46,7 @@ export function networkTools() {
 
 /**
  * Launch the member's Chromium in a new network namespace and wire it to ours. Returns
- * { browser, cut(kind), police(kbytes), restore(), moveToSecondAddress(), address, stop() }.
+ * { browser, cut(kind), lose(percent), police(kbytes), restore(), moveToSecondAddress(), address, stop() }.
  */
 export async function isolatedBrowser(serverPort) {
   launches += 1;
@@ -102,6 +102,15 @@ export async function isolatedBrowser(serverPort) {
       const script = `table inet ${table} {
   chain input { type filter hook input priority 0; ip saddr ${addresses} ${match[0]} drop; }
   chain output { type filter hook output priority 0; ip daddr ${addresses} ${match[1]} drop; }
+}
+`;
+      await run('nft', ['-f', '-'], script);
+      cutting = true;
+    },
+    /** Lose `percent` % of the UDP datagrams that reach the member, at random. */
+    async lose(percent) {
+      const script = `table inet ${table} {
+  chain output { type filter hook output priority 0; ip daddr ${addresses} meta l4proto udp numgen random mod 100 < ${percent} drop; }
 }
 `;
       await run('nft', ['-f', '-'], script);

@@ -29,6 +29,7 @@ import { vp9AndAv1 } from './codecs.mjs';
 import { activeSpeakers } from './speakers.mjs';
 import { simulcastLayers } from './simulcast.mjs';
 import { adaptToPolicedLink } from './adapt.mjs';
+import { redUnderLoss } from './red.mjs';
 
 const TESTS = [
   { name: 'three-person call through the demo page', run: threePersonCall, timeout: 150000 },
@@ -39,6 +40,7 @@ const TESTS = [
   { name: 'active speakers: the louder tone leads, muting it leaves the softer alone', run: activeSpeakers, timeout: 90000 },
   { name: 'simulcast: each subscriber decodes the layer it asks for, by size and colour', run: simulcastLayers, timeout: 120000 },
   { name: 'bandwidth: a member behind an nftables policer drops to a lower layer and climbs back', run: adaptToPolicedLink, timeout: 150000 },
+  { name: 'loss: RED audio and NACKed video through 5 % random loss (nftables) to a member', run: redUnderLoss, timeout: 120000 },
   { name: 'credentials, data messages and operator actions', run: credentialsAndOperator, timeout: 60000 },
   { name: 'server drain and shutdown reach the app', run: serverShutdown, timeout: 60000 },
   { name: 'selective subscription: exactly the subscribed screen share, by colour', run: selectiveSubscription, timeout: 90000 },

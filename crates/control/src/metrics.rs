@@ -25,6 +25,7 @@ pub struct Metrics {
     rtp_forwarded: IntCounter,
     codec_refusals: IntCounter,
     layer_switches: IntCounter,
+    red_in: IntCounter,
     bandwidth_pauses: IntCounter,
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
@@ -151,6 +152,11 @@ impl Metrics {
                 "switchboard_layer_switches_total",
                 "Times a subscriber's copy of a simulcast track moved to another layer (at a \
                  keyframe of the new layer).",
+            ),
+            red_in: counter(
+                &r,
+                "switchboard_red_packets_total",
+                "RED (audio/red) packets received from publishers: audio that carries a copy of                  the frame before it.",
             ),
             bandwidth_pauses: counter(
                 &r,
@@ -317,6 +323,7 @@ impl Metrics {
             .inc_by(d(now.codec_refusals, was.codec_refusals));
         self.layer_switches
             .inc_by(d(now.layer_switches, was.layer_switches));
+        self.red_in.inc_by(d(now.red_in, was.red_in));
         self.bandwidth_pauses
             .inc_by(d(now.bandwidth_pauses, was.bandwidth_pauses));
         self.nacks
@@ -372,6 +379,7 @@ impl Metrics {
             ("unrouted", now.dropped_unrouted, was.dropped_unrouted),
             ("muted", now.dropped_muted, was.dropped_muted),
             ("paused", now.dropped_paused, was.dropped_paused),
+            ("bad_red", now.dropped_bad_red, was.dropped_bad_red),
             ("path_limit", now.dropped_path_limit, was.dropped_path_limit),
             ("flood", now.dropped_flood, was.dropped_flood),
         ] {

@@ -23,6 +23,9 @@ pub struct PacketMeta {
 pub struct OutCodec {
     pub pt: Pt,
     pub clock_rate: u32,
+    /// The publisher sends RED (`crate::red`) on this PT and the subscriber did not negotiate
+    /// it: forward only the primary frame, which must be in this (the publisher's) PT.
+    pub strip_red: Option<Pt>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +127,7 @@ mod tests {
     const VP8: OutCodec = OutCodec {
         pt: Pt::new_with_value(96),
         clock_rate: 90_000,
+        strip_red: None,
     };
 
     fn pkt(seq: u64, ts: u32, key: bool) -> PacketMeta {
@@ -196,6 +200,7 @@ mod tests {
         let opus = OutCodec {
             pt: Pt::new_with_value(111),
             clock_rate: 48_000,
+            strip_red: None,
         };
         assert!(matches!(
             f.decide(&pkt(1, 0, false), Some(opus), now),
@@ -211,6 +216,7 @@ mod tests {
             let opus = OutCodec {
                 pt: Pt::new_with_value(111),
                 clock_rate: 48_000,
+                strip_red: None,
             };
             let Decision::Forward { seq, .. } =
                 f.decide(&pkt(1 << 40, 0, false), Some(opus), Instant::now())

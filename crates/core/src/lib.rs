@@ -13,6 +13,7 @@ mod hash;
 mod ids;
 mod keyframe;
 mod level;
+pub mod red;
 mod rewrite;
 mod rtc_template;
 pub mod screen;

@@ -166,6 +166,11 @@ pub struct ShardStats {
     pub dropped_unrouted: u64,
     /// Subscriber copies not sent because the allocator paused the track for that subscriber.
     pub dropped_paused: u64,
+    /// RED audio whose blocks did not parse (or whose primary was not the publisher's codec),
+    /// not forwarded to a subscriber that gets plain Opus.
+    pub dropped_bad_red: u64,
+    /// RED (audio/red) packets received from publishers.
+    pub red_in: u64,
     /// Subscriber slots that moved to another simulcast layer (at a keyframe of the new one).
     pub layer_switches: u64,
     /// Times the allocator paused a video track for a subscriber (`trackPaused`).
@@ -224,6 +229,8 @@ impl ShardStats {
             t.codec_refusals += s.codec_refusals;
             t.dropped_unrouted += s.dropped_unrouted;
             t.dropped_paused += s.dropped_paused;
+            t.dropped_bad_red += s.dropped_bad_red;
+            t.red_in += s.red_in;
             t.layer_switches += s.layer_switches;
             t.bandwidth_pauses += s.bandwidth_pauses;
             t.dropped_muted += s.dropped_muted;

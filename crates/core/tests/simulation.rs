@@ -8,6 +8,8 @@ mod bandwidth;
 mod codecs;
 #[path = "cases/data_relay.rs"]
 mod data_relay;
+#[path = "cases/red.rs"]
+mod red;
 #[path = "cases/simulcast.rs"]
 mod simulcast;
 #[path = "cases/speakers.rs"]

@@ -2,6 +2,7 @@
 //! one publisher packet to all its subscriber copies. (Tracks come and go in `tracks.rs`;
 //! removing one removes its subscriptions in the same call.)
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::{Codec, PayloadParams};
@@ -17,6 +18,7 @@ use super::slot::Admit;
 use super::Shard;
 use crate::forward::{Decision, DropReason, PacketMeta};
 use crate::level::LevelMeter;
+use crate::red;
 use crate::stats::Op;
 
 /// A track of a member and who receives it: the fan-out map's entry. A track is *defined*
@@ -43,6 +45,8 @@ pub(crate) struct Track {
     /// The PT the publisher's m-line lists first (what it sends), to check before binding that
     /// a subscriber accepted that codec. `None` until live, or when the m-line lists none.
     pub sent_pt: Option<str0m::media::Pt>,
+    /// The publisher's RED (audio/red) payload type, when it negotiated one.
+    pub red_pt: Option<str0m::media::Pt>,
     /// How loud the publisher is on this (audio) track, for the speaker ranking.
     pub level: LevelMeter,
     /// (subscriber, slot) pairs.
@@ -152,6 +156,9 @@ impl Shard {
             track.level.observe(dbov);
         }
         let pt = packet.header.payload_type;
+        if track.red_pt == Some(pt) {
+            stats.red_in += 1;
+        }
         let keyframe_start = video && {
             let codec = track.codec_of_pt.get(usize::from(*pt)).copied().flatten();
             starts_keyframe(codec, &packet.payload)
@@ -218,7 +225,17 @@ impl Shard {
             match slot.forwarder.decide(&meta, codec, now) {
                 Decision::Forward { seq, ts, pt } => {
                     let Some(ssrc) = slot.tx_ssrc else { continue };
-                    let write = RtpWrite::new(pt, seq.into(), ts, now, packet.payload.clone())
+                    let payload = match codec.and_then(|c| c.strip_red) {
+                        None => packet.payload.clone(),
+                        Some(primary_pt) => match red::primary(&packet.payload) {
+                            Ok(p) if p.pt == primary_pt => Arc::from(p.data),
+                            _ => {
+                                stats.dropped_bad_red += 1;
+                                continue;
+                            }
+                        },
+                    };
+                    let write = RtpWrite::new(pt, seq.into(), ts, now, payload)
                         .marker(packet.header.marker)
                         .ext_vals(ext.clone())
                         .nackable(video);

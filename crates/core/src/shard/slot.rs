@@ -11,6 +11,8 @@ use switchboard_protocol::MediaKind;
 
 use super::engine::{Engine, Failed};
 use super::participant::TrackRef;
+use tracing::debug;
+
 use crate::forward::{Forwarder, OutCodec};
 use crate::ids::ParticipantId;
 use crate::stats::Op;
@@ -169,7 +171,14 @@ impl Slot {
         if let Some((_, codec)) = self.codecs.iter().find(|(p, _)| *p == pt) {
             return Ok(*codec);
         }
-        let Some(params) = publisher.iter().find(|p| p.pt() == pt).copied() else {
+        // `pt` is one of the publisher's codecs, or the RED PT folded onto one (Opus).
+        let Some((params, red)) = publisher.iter().find_map(|p| {
+            if p.pt() == pt {
+                Some((*p, false))
+            } else {
+                (p.red() == Some(pt)).then_some((*p, true))
+            }
+        }) else {
             self.codecs.push((pt, None));
             return Ok(None);
         };
@@ -178,14 +187,31 @@ impl Slot {
             let ours = rtc.codec_config().match_params(params)?;
             // The subscriber's answer narrows the m-line to what it decodes (an m-line made
             // through the direct API has no answer, so nothing narrows it).
-            let accepted = rtc
-                .media(mid)
-                .is_some_and(|m| m.remote_pts().is_empty() || m.remote_pts().contains(&ours.pt()));
-            accepted.then(|| OutCodec {
-                pt: ours.pt(),
-                clock_rate: ours.spec().clock_rate.get(),
-            })
+            let accepts = |pt: Pt| {
+                rtc.media(mid)
+                    .is_some_and(|m| m.remote_pts().is_empty() || m.remote_pts().contains(&pt))
+            };
+            let clock_rate = ours.spec().clock_rate.get();
+            if !accepts(ours.pt()) {
+                return None;
+            }
+            // RED goes on as RED to a subscriber that negotiated it, as its primary otherwise.
+            // (str0m keeps a RED PT on the codec only when the remote has it too; the m-line's
+            // PT list holds the main codecs only.)
+            match ours.red().filter(|_| red) {
+                Some(red_pt) => Some(OutCodec {
+                    pt: red_pt,
+                    clock_rate,
+                    strip_red: None,
+                }),
+                None => Some(OutCodec {
+                    pt: ours.pt(),
+                    clock_rate,
+                    strip_red: red.then(|| params.pt()),
+                }),
+            }
         })?;
+        debug!(participant = %who, mid = %mid, from = ?pt, to = ?resolved, "codec resolved");
         self.codecs.push((pt, resolved));
         Ok(resolved)
     }

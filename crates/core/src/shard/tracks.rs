@@ -99,6 +99,7 @@ impl Shard {
             params: Vec::new(),
             codec_of_pt: [None; 128],
             sent_pt: None,
+            red_pt: None,
             level: Default::default(),
             subscribers: Vec::new(),
             layers: Layers::new(self.config.keyframe_interval),
@@ -159,7 +160,15 @@ impl Shard {
             if let Some(slot) = codec_of_pt.get_mut(usize::from(*param.pt())) {
                 *slot = Some(param.spec().codec);
             }
+            // RED (audio/red) carries this codec's frames.
+            if let Some(slot) = param
+                .red()
+                .and_then(|r| codec_of_pt.get_mut(usize::from(*r)))
+            {
+                *slot = Some(param.spec().codec);
+            }
         }
+        track.red_pt = params.iter().find_map(|p| p.red());
         track.params = params;
         track.codec_of_pt = codec_of_pt;
         track.sent_pt = sent_pt;

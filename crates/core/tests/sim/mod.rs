@@ -5,6 +5,7 @@
 
 mod data;
 mod link;
+pub mod red;
 mod simulcast;
 
 pub use link::Link;
@@ -41,6 +42,10 @@ pub struct Received {
     /// (extended seq as received, payload owner, payload counter, owner announced at arrival)
     pub packets: Vec<(u64, String, u64, Option<String>)>,
     pub corrupt: u64,
+    /// Packets that arrived as RED (audio/red), and the counters of the frames their redundant
+    /// blocks carried (what a RED decoder recovers a lost packet from).
+    pub red: u64,
+    pub red_recoverable: Vec<u64>,
     /// The codecs packets arrived in, in the order first seen.
     pub codecs: Vec<Codec>,
 }
@@ -62,10 +67,13 @@ pub struct SimClient {
     /// The audio level its audio packets carry (dBov, 0 loudest, -127 silence); `None`: no
     /// level extension on its packets.
     pub audio_level: Option<i8>,
+    /// Publish audio as RED (each packet also carries the previous frame), when negotiated.
+    pub send_red: bool,
+    last_audio: Option<Vec<u8>>,
     deadline: Instant,
     next_audio: Instant,
     next_video: Instant,
-    audio_counter: u64,
+    pub(super) audio_counter: u64,
     video_counter: u64,
     frames: u64,
     keyframe_due: bool,
@@ -118,6 +126,8 @@ pub struct Sim {
     pub join_video_codecs: Vec<Codec>,
     /// The simulcast encodings the next publishing joins send (empty: no simulcast).
     pub join_simulcast: Vec<SimLayer>,
+    /// The next joins' engines offer RED (audio/red) and, when publishing, send it.
+    pub join_red: bool,
     /// Capped downlinks by client address.
     links: BTreeMap<SocketAddr, Link>,
     /// Datagrams that left a link, to deliver.
@@ -193,6 +203,7 @@ impl Sim {
             join_channels: Vec::new(),
             join_video_codecs: vec![Codec::Vp8],
             join_simulcast: Vec::new(),
+            join_red: false,
             links: BTreeMap::new(),
             released: VecDeque::new(),
         }
@@ -258,7 +269,7 @@ impl Sim {
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false);
+            .enable_opus(true, self.join_red);
         for codec in &self.join_video_codecs {
             config = match codec {
                 Codec::Vp8 => config.enable_vp8(true),
@@ -314,6 +325,8 @@ impl Sim {
             video_mid,
             video_codec,
             audio_level: None,
+            send_red: self.join_red && publish,
+            last_audio: None,
             deadline: self.now,
             next_audio: self.now,
             next_video: self.now,
@@ -598,17 +611,39 @@ impl Sim {
                         let video = c.rtc.media(mid).map(|m| m.kind()) == Some(MediaKind::Video);
                         let announced = c.last_owner.get(&mid.to_string()).cloned();
                         let pt = p.header.payload_type;
-                        let codec = c
+                        let (codec, is_red) = c
                             .rtc
                             .codec_config()
-                            .find(|params| params.pt() == pt)
-                            .map(|params| params.spec().codec)
-                            .unwrap_or(Codec::Unknown);
+                            .params()
+                            .iter()
+                            .find_map(|params| {
+                                let codec = params.spec().codec;
+                                if params.pt() == pt {
+                                    Some((codec, false))
+                                } else {
+                                    (params.red() == Some(pt)).then_some((codec, true))
+                                }
+                            })
+                            .unwrap_or((Codec::Unknown, false));
                         let entry = c.received.entry(mid.to_string()).or_default();
                         if !entry.codecs.contains(&codec) {
                             entry.codecs.push(codec);
                         }
-                        match synth::parse_payload(unwrap_descriptor(codec, &p.payload), video) {
+                        let body: &[u8] = if is_red {
+                            entry.red += 1;
+                            for block in red::redundant(&p.payload) {
+                                if let Ok(info) = synth::parse_payload(block, false) {
+                                    entry.red_recoverable.push(info.counter);
+                                }
+                            }
+                            match switchboard_core::red::primary(&p.payload) {
+                                Ok(primary) => primary.data,
+                                Err(_) => &[],
+                            }
+                        } else {
+                            &p.payload
+                        };
+                        match synth::parse_payload(unwrap_descriptor(codec, body), video) {
                             Ok(info) => {
                                 entry
                                     .packets
@@ -646,6 +681,20 @@ impl Sim {
                     audio_level: c.audio_level,
                     voice_activity: c.audio_level.map(|_| true),
                     ..Default::default()
+                };
+                let red_pt = c
+                    .rtc
+                    .codec_config()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .and_then(|p| p.red())
+                    .filter(|_| c.send_red);
+                let (pt, payload) = match red_pt {
+                    Some(red_pt) => {
+                        let wrapped = red::wrap(*pt, c.last_audio.as_deref(), &payload);
+                        c.last_audio = Some(payload);
+                        (red_pt, wrapped)
+                    }
+                    None => (pt, payload),
                 };
                 if let Some(tx) = c.rtc.direct_api().stream_tx_by_mid(mid, None) {
                     tx.write_rtp(RtpWrite::new(pt, seq, ts, now, payload).ext_vals(ext));
