@@ -1,7 +1,8 @@
 // Simulcast through the SFU, by content and by size: one member publishes a red 1280×720 canvas
 // with `simulcast: true` (three layers: 320, 640 and 1280 wide). Two members receive it: one asks
 // for nothing and decodes the full width; the other asks for `low` and decodes a quarter of it,
-// then `medium` and `high` move it up. Both decode red throughout (the right owner), and the
+// then `medium` and `high` move it up; then `fitTrackTo` follows its <video> element: 300 px wide
+// gives the low layer, 1200 px the top one. Both decode red throughout (the right owner), and the
 // publisher really sends three encodings (its outbound-rtp reports).
 
 import { assert, uniqueRoom, waitFor } from './harness.mjs';
@@ -63,10 +64,26 @@ export async function simulcastLayers({ browser, server, report }) {
     assert((await widthOf(best)) === 1280, 'best stays on the top layer');
     const colour = await colourOf(small, 'pub', TRACK);
     assert(colour === 'red', `small decodes ${TRACK} as ${colour} after the switches`);
+    // fitTrackTo: the quality follows the size small's <video> is shown at.
+    await small.evaluate(() => {
+      const video = document.createElement('video');
+      video.muted = true;
+      video.style.width = '300px';
+      video.srcObject = new window.MediaStream([window.room.getRemoteTrack('pub', 'camera')]);
+      document.body.appendChild(video);
+      video.play().catch(() => {});
+      window.fitted = video;
+      window.stopFit = window.room.fitTrackTo('pub', 'camera', video);
+    });
+    const toThumb = await waitWidth(small, 'small (300 px element)', 320);
+    await small.evaluate(() => { window.fitted.style.width = '1200px'; });
+    const toLarge = await waitWidth(small, 'small (1200 px element)', 1280);
+    await small.evaluate(() => window.stopFit());
     const errors = await small.evaluate(() => window.events.filter((e) => e[1] === 'error'));
     assert(errors.length === 0, `small got errors: ${JSON.stringify(errors)}`);
     report(`publisher sends q/h/f at ${layers.q}/${layers.h}/${layers.f}; best decodes 1280 (${bestAfter} ms), `
-      + `low → 320, medium → 640 in ${toMedium} ms, high → 1280 in ${toHigh} ms; red throughout`);
+      + `low → 320, medium → 640 in ${toMedium} ms, high → 1280 in ${toHigh} ms; fitTrackTo a 300 px element → 320 in ${toThumb} ms, `
+      + `resized to 1200 px → 1280 in ${toLarge} ms; red throughout`);
   } finally {
     for (const page of pages) await page.closeContext();
   }

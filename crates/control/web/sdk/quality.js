@@ -12,6 +12,21 @@ export const SIMULCAST_ENCODINGS = [
   { rid: 'f', scaleResolutionDownBy: 1 },
 ];
 export const QUALITIES = ['low', 'medium', 'high'];
+/**
+ * Rendered widths (device pixels) up to which fitTrackTo asks for `low` and `medium`: a 1280-wide
+ * camera's quarter and half layers (320, 640) with some room, so a frame is scaled down, never up
+ * by more than a quarter.
+ */
+export const FIT_WIDTHS = { low: 400, medium: 800 };
+
+/** The quality whose layer fills an element `width` × `height` CSS pixels wide at `ratio`. */
+export function qualityForSize(width, height, ratio = 1) {
+  // Sized by its larger side: a portrait element of a landscape video shows the height.
+  const px = Math.max(width, (height * 16) / 9) * ratio;
+  if (px <= FIT_WIDTHS.low) return 'low';
+  if (px <= FIT_WIDTHS.medium) return 'medium';
+  return 'high';
+}
 
 export const QualityMethods = {
   /** The send encodings for a new video transceiver of `entry` (none without simulcast). */
@@ -64,6 +79,33 @@ export const QualityMethods = {
     if (quality !== undefined) message.quality = quality;
     if (priority !== undefined) message.priority = priority;
     this._send(message);
+  },
+
+  /**
+   * Keep a received track's quality matched to the size `element` renders it at (a `<video>` or
+   * any element; observed with ResizeObserver): `low` for thumbnails, `medium` for half-size
+   * tiles, `high` above. A hidden (0×0) element asks for `low`. Sends setTrackQuality only when
+   * the quality changes. Returns a function that stops following the element.
+   */
+  fitTrackTo(peerId, trackId, element) {
+    const id = this._trackIdOf(peerId, trackId);
+    if (!element || typeof element.getBoundingClientRect !== 'function') {
+      throw invalid('fitTrackTo needs an element to follow');
+    }
+    let last = null;
+    const apply = () => {
+      const box = element.getBoundingClientRect();
+      const quality = qualityForSize(box.width, box.height, window.devicePixelRatio || 1);
+      if (quality === last || this.closed) return;
+      last = quality;
+      this._send({ type: 'setTrackQuality', trackId: id, quality });
+    };
+    const observer = new ResizeObserver(apply);
+    observer.observe(element);
+    apply();
+    const stop = () => observer.disconnect();
+    this.once('close', stop);
+    return stop;
   },
 
   _onTrackPaused(message) {

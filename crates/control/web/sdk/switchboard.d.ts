@@ -576,6 +576,11 @@ export declare class SfuRoom implements Emitter<RoomEvents> {
    * everything fits) for a track you receive; left-out fields keep their value.
    */
   setTrackQuality(peerId: string, trackId: string, options: { quality?: Quality; priority?: number }): void;
+  /**
+   * Keep a received track's quality matched to the size `element` renders it at (low up to 400
+   * device pixels wide, medium up to 800, high above). Returns a function that stops it.
+   */
+  fitTrackTo(peerId: string, trackId: string, element: Element): () => void;
   setMuted(kindOrTrack: 'audio' | 'video' | 'screenShare' | MediaStreamTrack | string, muted: boolean): string[];
   /** The MediaStreamTrack a member's track arrives on now, or null. */
   getRemoteTrack(peerId: string, trackId: string): MediaStreamTrack | null;
