@@ -122,7 +122,7 @@
     for (const name of [
       'open', 'state', 'resumed', 'iceRestart', 'peerJoin', 'peerLeave', 'peerReconnecting',
       'peerReconnected', 'trackDefined', 'trackRemoved', 'remoteTrack', 'remoteTrackEnded',
-      'trackMuted', 'mediaState', 'activeSpeakersChanged', 'connectionState', 'error', 'close',
+      'trackMuted', 'mediaState', 'activeSpeakersChanged', 'layersWanted', 'connectionState', 'error', 'close',
     ]) record(name);
     room.once('open', () => room.pc.addEventListener('iceconnectionstatechange', () => {
       events.push([Date.now(), 'ice', room.pc.iceConnectionState]);

@@ -28,6 +28,7 @@ import { groupCall } from './groupcall.mjs';
 import { vp9AndAv1 } from './codecs.mjs';
 import { activeSpeakers } from './speakers.mjs';
 import { simulcastLayers } from './simulcast.mjs';
+import { dynacastLayers } from './dynacast.mjs';
 import { adaptToPolicedLink } from './adapt.mjs';
 import { redUnderLoss } from './red.mjs';
 
@@ -46,6 +47,7 @@ const TESTS = [
   { name: 'codecs: VP9 and AV1 publishers reach every member, by colour and codec', run: vp9AndAv1, timeout: 90000 },
   { name: 'active speakers: the louder tone leads, muting it leaves the softer alone', run: activeSpeakers, timeout: 90000 },
   { name: 'simulcast: each subscriber decodes the layer it asks for, by size and colour', run: simulcastLayers, timeout: 120000 },
+  { name: 'dynacast: layers nobody receives stop at the publisher and start when wanted', run: dynacastLayers, timeout: 120000 },
   { name: 'loss: RED audio and NACKed video through 5 % random loss (nftables) to a member', run: redUnderLoss, timeout: 120000 },
   { name: 'credentials, data messages and operator actions', run: credentialsAndOperator, timeout: 60000 },
   { name: 'server drain and shutdown reach the app', run: serverShutdown, timeout: 60000 },

@@ -27,6 +27,7 @@ pub struct Metrics {
     layer_switches: IntCounter,
     red_in: IntCounter,
     bandwidth_pauses: IntCounter,
+    dynacast: IntCounterVec,
     nacks: IntCounterVec,
     keyframe_requests: IntCounterVec,
     dropped: IntCounterVec,
@@ -156,13 +157,21 @@ impl Metrics {
             red_in: counter(
                 &r,
                 "switchboard_red_packets_total",
-                "RED (audio/red) packets received from publishers: audio that carries a copy of                  the frame before it.",
+                "RED (audio/red) packets received from publishers: audio that carries a copy of \
+                 the frame before it.",
             ),
             bandwidth_pauses: counter(
                 &r,
                 "switchboard_bandwidth_pauses_total",
                 "Times a video track was paused for one subscriber because its link could not \
                  carry it (trackPaused).",
+            ),
+            dynacast: counter_vec(
+                &r,
+                "switchboard_dynacast_layers_total",
+                "Simulcast encodings publishers were told to stop because nobody receives them \
+                 (stopped), or to start again (started): dynacast.",
+                &["change"],
             ),
             nacks: counter_vec(
                 &r,
@@ -326,6 +335,12 @@ impl Metrics {
         self.red_in.inc_by(d(now.red_in, was.red_in));
         self.bandwidth_pauses
             .inc_by(d(now.bandwidth_pauses, was.bandwidth_pauses));
+        self.dynacast
+            .with_label_values(&["stopped"])
+            .inc_by(d(now.dynacast_stops, was.dynacast_stops));
+        self.dynacast
+            .with_label_values(&["started"])
+            .inc_by(d(now.dynacast_starts, was.dynacast_starts));
         self.nacks
             .with_label_values(&["received"])
             .inc_by(d(now.nacks_received, was.nacks_received));

@@ -8,6 +8,7 @@
 //! packet and `docs/robustness.md` for the isolation rule and the bounds.
 
 pub mod allocate;
+pub mod dynacast;
 mod forward;
 mod hash;
 mod ids;

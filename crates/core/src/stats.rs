@@ -175,6 +175,10 @@ pub struct ShardStats {
     pub layer_switches: u64,
     /// Times the allocator paused a video track for a subscriber (`trackPaused`).
     pub bandwidth_pauses: u64,
+    /// Encodings a publisher was told to stop / start because nobody (again somebody) receives
+    /// them (dynacast, `layersWanted`).
+    pub dynacast_stops: u64,
+    pub dynacast_starts: u64,
     /// Packets of operator-muted tracks not forwarded.
     pub dropped_muted: u64,
     /// NACKs received from subscribers (answered from str0m's RTX cache) and sent to publishers.
@@ -233,6 +237,8 @@ impl ShardStats {
             t.red_in += s.red_in;
             t.layer_switches += s.layer_switches;
             t.bandwidth_pauses += s.bandwidth_pauses;
+            t.dynacast_stops += s.dynacast_stops;
+            t.dynacast_starts += s.dynacast_starts;
             t.dropped_muted += s.dropped_muted;
             t.nacks_received += s.nacks_received;
             t.nacks_sent += s.nacks_sent;

@@ -8,6 +8,8 @@ mod bandwidth;
 mod codecs;
 #[path = "cases/data_relay.rs"]
 mod data_relay;
+#[path = "cases/dynacast.rs"]
+mod dynacast;
 #[path = "cases/red.rs"]
 mod red;
 #[path = "cases/simulcast.rs"]

@@ -22,8 +22,8 @@ pub use names::{validate_display_name, validate_peer_id, validate_room_name, Nam
 pub use payload::Payload;
 pub use server::{ServerMessage, SlotInfo};
 pub use types::{
-    ActiveSpeaker, AudioLevel, IceServer, MediaKind, MediaState, MuteOrigin, PauseReason, PeerInfo,
-    Quality, TrackInfo, TrackSource, MAX_TRACK_DESCRIPTION,
+    ActiveSpeaker, AudioLevel, IceServer, LayerWanted, MediaKind, MediaState, MuteOrigin,
+    PauseReason, PeerInfo, Quality, TrackInfo, TrackSource, MAX_TRACK_DESCRIPTION,
 };
 
 /// Bumped on every incompatible change to the messages below; sent in [`ServerMessage::Joined`].

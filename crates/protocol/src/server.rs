@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ActiveSpeaker, ErrorCode, IceServer, LeaveReason, MediaKind, MediaState, MuteOrigin,
-    PauseReason, Payload, PeerInfo, TrackInfo,
+    ActiveSpeaker, ErrorCode, IceServer, LayerWanted, LeaveReason, MediaKind, MediaState,
+    MuteOrigin, PauseReason, Payload, PeerInfo, TrackInfo,
 };
 
 /// Messages the server sends.
@@ -135,6 +135,17 @@ pub enum ServerMessage {
         track_id: String,
         peer_id: String,
         mid: String,
+    },
+    /// Dynacast: which encodings of one of your video tracks anybody receives, sent when that
+    /// changes. Stop encoding the inactive ones (`RTCRtpSender.setParameters` with
+    /// `encodings[i].active = false`) and start them again when they turn active: nobody pays
+    /// for layers nobody watches. A layer turns active at once and inactive only after nobody
+    /// wanted it for a few seconds.
+    #[serde(rename_all = "camelCase")]
+    LayersWanted {
+        track_id: String,
+        mid: String,
+        layers: Vec<LayerWanted>,
     },
     /// What a member sends right now (LumenJS's `media-changed`): sent to the room when it
     /// changes.

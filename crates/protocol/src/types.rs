@@ -144,6 +144,14 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// One encoding of a published track in `layersWanted`: its `rid` (`None` for a track sent
+/// without simulcast) and whether anybody receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerWanted {
+    pub rid: Option<String>,
+    pub active: bool,
+}
+
 /// One member who is talking, in `activeSpeakers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -48,6 +48,8 @@ pub struct RuntimeConfig {
     pub bandwidth_estimation: bool,
     /// The most forwarded to one subscriber (bits per second); `None`: what its link carries.
     pub max_subscriber_bitrate: Option<u64>,
+    /// Tell publishers to stop encoding video layers nobody receives.
+    pub dynacast: bool,
 }
 
 impl RuntimeConfig {
@@ -74,6 +76,7 @@ impl RuntimeConfig {
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
             bandwidth_estimation: true,
             max_subscriber_bitrate: None,
+            dynacast: true,
         }
     }
 

@@ -226,6 +226,7 @@ impl MediaRuntime {
             shard_config.max_mlines_per_session = config.max_mlines_per_session;
             shard_config.max_candidates_per_session = config.max_candidates_per_session;
             shard_config.max_subscriber_bitrate = config.max_subscriber_bitrate;
+            shard_config.dynacast = config.dynacast;
             let busy_ns = Arc::new(AtomicU64::new(0));
             let health = Arc::new(Health::new());
             let thread = shard_thread::spawn(shard_thread::Spawn {

@@ -1,7 +1,8 @@
 // Switchboard JavaScript SDK: media quality. Sending video in simulcast layers (the `simulcast`
 // room option), capping each sender (videoBandwidth, audioBandwidth), asking the server for a
 // quality and priority per received track (setTrackQuality), and the tracks the server paused
-// for this member (trackPaused, trackResumed). Installed on SfuRoom by room.js; see docs/sdk.md and docs/media-quality.md.
+// for this member (trackPaused, trackResumed), and dynacast: stopping the encodings nobody
+// receives (layersWanted). Installed on SfuRoom by room.js; see docs/sdk.md and docs/media-quality.md.
 
 import { SwitchboardError, invalid } from './core.js';
 
@@ -106,6 +107,42 @@ export const QualityMethods = {
     const stop = () => observer.disconnect();
     this.once('close', stop);
     return stop;
+  },
+
+  /**
+   * Dynacast: the server says which encodings of one of your tracks anybody receives. Stop
+   * encoding the others (`encodings[i].active`), start them again when they are wanted. Applied
+   * one at a time per sender, the newest message last (setParameters is asynchronous).
+   */
+  _onLayersWanted(message) {
+    const entry = this._local.get(message.trackId);
+    if (!entry || !Array.isArray(message.layers)) return;
+    entry.layersWanted = message.layers;
+    const apply = async () => {
+      const sender = entry.transceiver?.sender;
+      if (!sender || entry.layersWanted !== message.layers) return; // a newer message follows
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) return;
+      let changed = false;
+      for (const [i, e] of params.encodings.entries()) {
+        const wanted = message.layers.find((l) => (l.rid ?? null) === (e.rid ?? null) || (!l.rid && i === 0));
+        if (wanted && e.active !== wanted.active) {
+          e.active = wanted.active;
+          changed = true;
+        }
+      }
+      if (!changed) return;
+      try {
+        await sender.setParameters(params);
+      } catch (err) {
+        this._emit('error', new SwitchboardError('negotiationFailed', `could not switch encodings of ${entry.trackId}: ${err.message}`));
+      }
+    };
+    entry.layersChain = (entry.layersChain ?? Promise.resolve()).then(apply);
+    this._emit('layersWanted', {
+      trackId: message.trackId,
+      layers: message.layers.map((l) => ({ rid: l.rid ?? null, active: !!l.active })),
+    });
   },
 
   _onTrackPaused(message) {

@@ -284,6 +284,9 @@ export class SfuRoom extends Emitter {
       case 'trackResumed':
         this._onTrackResumed(message);
         break;
+      case 'layersWanted':
+        this._onLayersWanted(message);
+        break;
       case 'mediaState':
         this._onMediaState(message.peerId, message.state);
         break;

@@ -486,6 +486,11 @@ export interface RoomEvents {
   trackPaused: (event: { peerId: string; trackId: string; reason: 'bandwidth' }) => void;
   /** A paused track flows again (from a keyframe). */
   trackResumed: (event: { peerId: string; trackId: string }) => void;
+  /**
+   * Dynacast: which encodings of one of your tracks anybody receives (the SDK already stopped
+   * the others with setParameters, and starts them again when they are wanted).
+   */
+  layersWanted: (event: { trackId: string; layers: { rid: string | null; active: boolean }[] }) => void;
   /** A message from another member (room.send, sendData) or from the admin API. */
   data: (event: DataEvent) => void;
   /** A member (or an operator) muted or unmuted a track (also one of yours). */

@@ -328,5 +328,6 @@ impl Shard {
         }
         debug!(participant = %p.id, track = track_id, ?pref, "track preference");
         self.allocate_for(local, false);
+        self.dynacast_track(track_ref);
     }
 }

@@ -313,6 +313,7 @@ impl Shard {
         }
         if self.timers.allocation_due(now) {
             self.allocate_all(true);
+            self.dynacast_all();
         }
     }
 

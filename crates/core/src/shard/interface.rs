@@ -60,6 +60,9 @@ pub struct ShardConfig {
     /// The most the allocator forwards to one subscriber, in bits per second (`None`: what its
     /// link's bandwidth estimate allows).
     pub max_subscriber_bitrate: Option<u64>,
+    /// Tell publishers which of their video layers anybody receives (`layersWanted`), so that
+    /// they stop encoding the others.
+    pub dynacast: bool,
 }
 
 impl ShardConfig {
@@ -75,6 +78,7 @@ impl ShardConfig {
             max_mlines_per_session: switchboard_protocol::MAX_MLINES_PER_SESSION,
             max_candidates_per_session: switchboard_protocol::MAX_CANDIDATES_PER_SESSION,
             max_subscriber_bitrate: None,
+            dynacast: true,
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Rid;
 
+use crate::dynacast::Dynacast;
 use crate::keyframe::KeyframeThrottle;
 
 /// More encodings than this on one m-line are not forwarded (browsers send at most three).
@@ -44,6 +45,8 @@ pub(crate) struct Layers {
     layers: Vec<Layer>,
     keyframe_interval: Duration,
     measured_at: Option<Instant>,
+    /// What the publisher was told about sending these layers (dynacast).
+    pub dynacast: Dynacast,
 }
 
 impl Layers {
@@ -52,6 +55,7 @@ impl Layers {
             layers: Vec::new(),
             keyframe_interval,
             measured_at: None,
+            dynacast: Dynacast::default(),
         }
     }
 
@@ -59,6 +63,7 @@ impl Layers {
     pub fn clear(&mut self) {
         self.layers.clear();
         self.measured_at = None;
+        self.dynacast.reset();
     }
 
     pub fn len(&self) -> usize {
@@ -119,6 +124,12 @@ impl Layers {
             return;
         }
         for layer in &mut self.layers {
+            // A layer that sent nothing keeps its last rate: stopped (by the publisher, or by
+            // dynacast) it still ranks where it did, and when it starts again the allocator
+            // knows what it costs.
+            if layer.bytes == 0 {
+                continue;
+            }
             let rate = std::mem::take(&mut layer.bytes) as f64 * 8.0 / elapsed;
             layer.bitrate = if layer.bitrate == 0 {
                 rate as u64
@@ -143,6 +154,17 @@ impl Layers {
             .collect();
         ranked.sort_by_key(|&i| (self.layers[i].bitrate, i));
         ranked
+    }
+
+    /// Every known layer, flowing or not, lowest rate first (dynacast's quality order); `None`
+    /// until each has a measured rate.
+    pub fn quality_order(&self) -> Option<Vec<usize>> {
+        if self.layers.is_empty() || self.layers.iter().any(|l| l.bitrate == 0) {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..self.layers.len()).collect();
+        order.sort_by_key(|&i| (self.layers[i].bitrate, i));
+        Some(order)
     }
 
     /// The earliest deferred keyframe request among the layers.
@@ -181,6 +203,28 @@ mod tests {
         assert_eq!(layers.ranked(t2), vec![0]);
         layers.set_paused(Some(f), true);
         assert!(layers.ranked(t2).is_empty());
+    }
+
+    #[test]
+    fn a_stopped_layer_keeps_its_rate_and_its_place_in_the_quality_order() {
+        let t0 = Instant::now();
+        let mut layers = Layers::new(Duration::from_millis(300));
+        let (f, q) = (Rid::from("f"), Rid::from("q"));
+        layers.measure(t0);
+        assert_eq!(layers.quality_order(), None, "nothing known yet");
+        layers.count_packet(Some(f), 1000, t0);
+        layers.count_packet(Some(q), 100, t0);
+        let t1 = t0 + Duration::from_millis(500);
+        layers.measure(t1);
+        assert_eq!(layers.quality_order(), Some(vec![1, 0]));
+        // f stops; q goes on.
+        for i in 1..10 {
+            let t = t1 + Duration::from_millis(500) * i;
+            layers.count_packet(Some(q), 100, t);
+            layers.measure(t);
+        }
+        assert_eq!(layers.get(0).map(|l| l.bitrate), Some(16_000));
+        assert_eq!(layers.quality_order(), Some(vec![1, 0]));
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //! | `datachannel` | relaying data-channel messages between the members of a room |
 //! | `speakers` | ranking each room's speakers and announcing changes |
 //! | `layers`, `allocation` | simulcast layers of a track; each subscriber's bandwidth split among its tracks |
+//! | `dynacast` | telling publishers which of their layers anybody receives |
 //! | `participant`, `slot`, `slab` | the records those parts share |
 //!
 //! # Failure isolation
@@ -51,6 +52,7 @@ mod allocation;
 mod datachannel;
 mod demux;
 mod drive;
+mod dynacast;
 mod engine;
 mod fanout;
 mod ingress;

@@ -72,6 +72,18 @@ impl Shard {
                 ice_servers: Vec::new(),
             },
         );
+        // What it was told of its layers may be lost with the old connection.
+        let own: Vec<_> = self
+            .members
+            .get(local.0)
+            .map(|p| p.tracks.clone())
+            .unwrap_or_default();
+        for track in own {
+            if let Some(t) = self.tracks.get_mut(track.0) {
+                t.layers.dynacast.resend();
+            }
+            self.dynacast_track(track);
+        }
         if let Some(sdp) = pending_offer {
             // It may have been lost with the old connection; answering it twice is harmless
             // (the second answer gets `noPendingOffer`).

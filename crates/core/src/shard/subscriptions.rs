@@ -236,6 +236,8 @@ impl Shard {
             // Its layer is chosen by the first packets; ask every layer for a keyframe, so the
             // one chosen starts soon (the throttle keeps this to one request per interval).
             self.request_keyframes(track_ref, KeyframeRequestKind::Pli);
+            // A layer it wants may be switched off: on again at once.
+            self.dynacast_track(track_ref);
         }
     }
 

@@ -29,7 +29,7 @@ pub fn settled_layer(packets: &[(u64, usize)], n: usize) -> Option<usize> {
 }
 
 /// The id of the (first) video track `name` was told of.
-fn video_track_of(sim: &Sim, name: &str) -> String {
+pub fn video_track_of(sim: &Sim, name: &str) -> String {
     video_track_from(sim, name, "")
 }
 
@@ -50,7 +50,7 @@ fn video_track_from(sim: &Sim, name: &str, owner: &str) -> String {
         .expect("a video track was published")
 }
 
-fn set_quality(sim: &mut Sim, name: &str, track: &str, quality: Quality) {
+pub fn set_quality(sim: &mut Sim, name: &str, track: &str, quality: Quality) {
     let participant = sim.client(name).pid;
     sim.command(Command::SetTrackQuality {
         participant,

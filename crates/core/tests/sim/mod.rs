@@ -93,6 +93,8 @@ pub struct SimClient {
     /// Record server answers without applying them (for offers the test handed the shard
     /// directly, which this client's engine never made).
     pub ignore_answers: bool,
+    /// Stop and start its simulcast layers as `layersWanted` says (what the SDK does).
+    pub obeys_dynacast: bool,
     pub held_offers: Vec<String>,
     /// Open data channels by label (the client opened them with its first offer).
     pub channels: BTreeMap<String, ChannelId>,
@@ -344,6 +346,7 @@ impl Sim {
             publish,
             hold_offers: false,
             ignore_answers: false,
+            obeys_dynacast: true,
             held_offers: Vec::new(),
             channels: BTreeMap::new(),
             data_in: Vec::new(),
@@ -555,6 +558,9 @@ impl Sim {
             }
             ServerMessage::TrackUnpublished { mid, .. } => {
                 c.slot_owner.remove(&mid);
+            }
+            ServerMessage::LayersWanted { layers, .. } if c.obeys_dynacast => {
+                c.apply_layers_wanted(&layers);
             }
             _ => {}
         }

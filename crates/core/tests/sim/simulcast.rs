@@ -96,6 +96,24 @@ impl SimClient {
         }
     }
 
+    /// Dynacast: start and stop encodings as the server asks; an encoding that starts again
+    /// begins with a keyframe (as a browser's encoder does).
+    pub(super) fn apply_layers_wanted(&mut self, wanted: &[switchboard_protocol::LayerWanted]) {
+        for w in wanted {
+            let Some(layer) = self
+                .simulcast
+                .iter_mut()
+                .find(|l| w.rid.as_deref() == Some(&*l.rid))
+            else {
+                continue;
+            };
+            if w.active && !layer.active {
+                layer.keyframe_due = true;
+            }
+            layer.active = w.active;
+        }
+    }
+
     /// A keyframe request for one of its encodings.
     pub(super) fn simulcast_keyframe(&mut self, rid: Option<Rid>) {
         for layer in &mut self.simulcast {

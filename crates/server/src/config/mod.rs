@@ -219,6 +219,7 @@ impl Config {
             disconnect_grace_s,
             bandwidth_estimation,
             max_subscriber_kbps,
+            dynacast,
             // Config::control (the room size is also the shards', below).
             auth: _,
             admission: _,
@@ -312,6 +313,7 @@ impl Config {
         config.bandwidth_estimation = *bandwidth_estimation;
         config.max_subscriber_bitrate =
             (*max_subscriber_kbps > 0).then(|| max_subscriber_kbps * 1000);
+        config.dynacast = *dynacast;
         // The shards enforce the room size (they own the rooms); the control plane reads the
         // same limit from `Config::control`.
         config.max_participants_per_room = limits.max_participants_per_room;

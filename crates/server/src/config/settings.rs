@@ -73,6 +73,9 @@ settings! {
         bandwidth_estimation: bool = true, "BOOL" in MEDIA;
         /// The most forwarded to one subscriber (kbit/s); 0 = what its link carries.
         max_subscriber_kbps: u64 = 0, "KBPS" in MEDIA;
+        /// Tell publishers to stop encoding the simulcast layers nobody receives, and to start
+        /// them again when somebody does (dynacast; the SDK applies it).
+        dynacast: bool = true, "BOOL" in MEDIA;
         /// Log filter (tracing EnvFilter syntax), e.g. "info", "debug,str0m=info".
         log: String = "info,str0m=warn,dimpl=warn".into(), "FILTER" in HTTP;
     }

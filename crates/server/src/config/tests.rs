@@ -347,6 +347,7 @@ fn names_are_stable() {
         ("disconnect_grace_s", "disconnect-grace-s"),
         ("bandwidth_estimation", "bandwidth-estimation"),
         ("max_subscriber_kbps", "max-subscriber-kbps"),
+        ("dynacast", "dynacast"),
         ("log", "log"),
         ("auth.mode", "auth-mode"),
         ("auth.keys", "api-key"),

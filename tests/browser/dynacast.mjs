@@ -1,0 +1,102 @@
+// Dynacast through the SFU: a publisher stops encoding the simulcast layers nobody receives and
+// starts them again when somebody wants them. One member publishes a red 1280×720 canvas in three
+// layers; one member receives it. When that member asks for `low`, the publisher's 640 and 1280
+// encodings turn inactive (its sender's parameters, and its outbound-rtp stops counting bytes for
+// them) after the server's hold; when it asks for `high` again they start and it decodes 1280
+// red. When the receiver leaves, every encoding stops; a newcomer gets them back and decodes
+// 1280 red.
+
+import { assert, uniqueRoom, waitFor } from './harness.mjs';
+import { colourOf, events, helperPage, joinAs, trackStats } from './subscriptions.mjs';
+
+const TRACK = 'pub:camera';
+
+const widthOf = async (page) => (await trackStats(page))[TRACK]?.frameWidth ?? 0;
+
+/** The publisher's camera encodings: rid → { active, bytes } (bytes sent so far). */
+const encodings = (page) => page.evaluate(async () => {
+  const sender = window.room.pc.getSenders().find((s) => s.track?.kind === 'video');
+  const out = {};
+  for (const e of sender.getParameters().encodings) out[e.rid] = { active: e.active, bytes: 0 };
+  (await sender.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.rid && out[s.rid]) out[s.rid].bytes = s.bytesSent ?? 0;
+  });
+  return out;
+});
+
+const activeRids = (e) => Object.keys(e).filter((rid) => e[rid].active).sort().join(',');
+
+/** Wait until exactly `rids` (sorted, comma-separated) are active; ms taken. */
+async function waitActive(page, rids, what) {
+  const t0 = Date.now();
+  await waitFor(`${what}: the publisher to send ${rids || 'nothing'} (now ${activeRids(await encodings(page))})`,
+    async () => activeRids(await encodings(page)) === rids, { timeout: 20000 });
+  return Date.now() - t0;
+}
+
+/** The rids whose bytesSent grew over `ms`. */
+async function growing(page, ms) {
+  const a = await encodings(page);
+  await new Promise((r) => setTimeout(r, ms));
+  const b = await encodings(page);
+  return Object.keys(b).filter((rid) => b[rid].bytes > (a[rid]?.bytes ?? 0)).sort().join(',');
+}
+
+async function decodes(page, who, width) {
+  const t0 = Date.now();
+  await waitFor(`${who} to decode ${TRACK} ${width} wide (now ${await widthOf(page)})`,
+    async () => (await widthOf(page)) === width, { timeout: 30000 });
+  const colour = await colourOf(page, 'pub', TRACK);
+  assert(colour === 'red', `${who} decodes ${TRACK} as ${colour}`);
+  return Date.now() - t0;
+}
+
+export async function dynacastLayers({ browser, server, report }) {
+  const roomName = uniqueRoom('dynacast');
+  const pages = [];
+  try {
+    const pub = await helperPage(browser, server.base, 'dynacast-pub');
+    const viewer = await helperPage(browser, server.base, 'dynacast-viewer');
+    pages.push(pub, viewer);
+    await joinAs(pub, {
+      host: server.host, roomName, id: 'pub', options: { simulcast: true },
+      publish: [{ colour: 'red', size: [1280, 720], name: 'camera', source: 'camera' }],
+    });
+    await joinAs(viewer, { host: server.host, roomName, id: 'viewer' });
+    await decodes(viewer, 'viewer', 1280);
+    assert(activeRids(await encodings(pub)) === 'f,h,q', 'all three layers at first');
+
+    await viewer.evaluate(() => window.room.setTrackQuality('pub', 'camera', { quality: 'low' }));
+    const toStop = await waitActive(pub, 'q', 'viewer wants low');
+    await decodes(viewer, 'viewer (low)', 320);
+    const sending = await growing(pub, 1500);
+    assert(sending === 'q', `with h and f inactive the publisher still sends bytes on ${sending}`);
+    const told = await events(pub, 'layersWanted');
+    assert(told.length >= 1 && told.at(-1)[2].trackId === TRACK, `layersWanted events: ${JSON.stringify(told)}`);
+
+    await viewer.evaluate(() => window.room.setTrackQuality('pub', 'camera', { quality: 'high' }));
+    const toStart = await waitActive(pub, 'f,h,q', 'viewer wants high');
+    const toTop = await decodes(viewer, 'viewer (high again)', 1280);
+
+    // Leaving (not just closing the page, which keeps the session for a resume).
+    await viewer.evaluate(() => window.room.close());
+    await viewer.closeContext();
+    pages.splice(pages.indexOf(viewer), 1);
+    const toNone = await waitActive(pub, '', 'nobody receives');
+    assert((await growing(pub, 1500)) === '', 'nothing is sent with every layer inactive');
+
+    const late = await helperPage(browser, server.base, 'dynacast-late');
+    pages.push(late);
+    const t0 = Date.now();
+    await joinAs(late, { host: server.host, roomName, id: 'late' });
+    await decodes(late, 'late', 1280);
+    const lateMs = Date.now() - t0;
+    assert(activeRids(await encodings(pub)) === 'f,h,q', 'every layer again for the newcomer');
+    const errors = await pub.evaluate(() => window.events.filter((e) => e[1] === 'error'));
+    assert(errors.length === 0, `the publisher got errors: ${JSON.stringify(errors)}`);
+    report(`low → h and f stopped after ${toStop} ms (hold 3 s), only q sends bytes; high → started in ${toStart} ms, `
+      + `1280 decoded ${toTop} ms later; receiver left → all stopped in ${toNone} ms; a newcomer decodes 1280 red ${lateMs} ms after joining`);
+  } finally {
+    for (const page of pages) await page.closeContext();
+  }
+}
