@@ -54,9 +54,10 @@ impl Client {
             .local_addr()
             .map_err(|e| ClientError::Connect(format!("UDP local address: {e}")))?;
 
+        let config = rtc_config().enable_opus(true, opts.red);
         let config = match opts.forged_twcc {
-            Some(_) => crate::forged::forging_config(rtc_config()),
-            None => rtc_config(),
+            Some(_) => crate::forged::forging_config(config),
+            None => config,
         };
         let mut rtc = config.build(Instant::now());
         let candidate = if opts.ice_tcp {

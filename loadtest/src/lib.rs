@@ -44,6 +44,7 @@ mod error;
 pub mod forged;
 mod options;
 pub mod procstat;
+pub mod red;
 pub mod scenario;
 pub mod soak;
 mod stats;

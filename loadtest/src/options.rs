@@ -21,6 +21,14 @@ pub struct ClientOptions {
     pub peer_id: Option<String>,
     /// Publish a synthetic Opus track (50 packets/s of 160 bytes).
     pub audio: bool,
+    /// Offer `audio/red` (RFC 2198) and, when the server accepts it, publish audio as RED: each
+    /// packet carries the previous frame too, as Chrome does ([`crate::red`]). Received RED is
+    /// unwrapped; a lost packet whose frame came in the next one counts as
+    /// [`recovered`](crate::RecvStats::recovered).
+    pub red: bool,
+    /// Loss tests only: every this many audio packets one is not sent (its counter and sequence
+    /// number are used up, as if the network lost it); 0: none.
+    pub drop_audio_every: u32,
     /// Publish a synthetic VP8 track.
     pub video: Option<VideoOptions>,
     /// RecvOnly audio m-lines to pre-create in the first offer.
@@ -92,6 +100,8 @@ impl Default for ClientOptions {
             name: None,
             peer_id: None,
             audio: true,
+            red: false,
+            drop_audio_every: 0,
             video: Some(VideoOptions::default()),
             recv_audio_slots: 0,
             recv_video_slots: 0,
@@ -121,7 +131,8 @@ impl ClientOptions {
 }
 
 /// The client's media engine settings: RTP mode (synthetic packets are written as RTP) and the
-/// codecs Switchboard forwards. Shared by the client, its tests and the load tester.
+/// codecs Switchboard forwards, Opus without RED ([`ClientOptions::red`] adds it). Shared by
+/// the client, its tests and the load tester.
 pub fn rtc_config() -> str0m::RtcConfig {
     Rtc::builder()
         .set_rtp_mode(true)

@@ -99,6 +99,8 @@ pub struct ClientStats {
     /// Relayed data-channel messages received, by the sender the server named (packets,
     /// bytes, lost counters, latency; `corrupt`: not a relay frame or not our payload).
     pub data_received: HashMap<String, RecvStats>,
+    /// Audio packets not sent on purpose (`ClientOptions::drop_audio_every`).
+    pub dropped_audio: u64,
     /// Video frames sent, and how many of them were keyframes.
     pub sent_frames: u64,
     pub sent_keyframes: u64,
@@ -143,6 +145,13 @@ pub struct RecvStats {
     pub lost: u64,
     /// Late packets that filled a hole in the counter sequence.
     pub reordered: u64,
+    /// Of `lost`, the packets whose frame came as the redundant block of a later RED packet: a
+    /// RED receiver plays them, so `lost - recovered` is the loss a listener hears.
+    pub recovered: u64,
+    /// Packets that came as RED (`audio/red`), and redundant blocks that were not a copy of this
+    /// publisher's audio (a server that mixed up or damaged the redundancy).
+    pub red_packets: u64,
+    pub bad_redundancy: u64,
     /// Packets whose counter was already seen (or too old to tell).
     pub duplicates: u64,
     /// The publisher's counter started over (it rejoined with the same peer id).
@@ -386,6 +395,8 @@ pub(crate) struct PacketSample {
 pub(crate) struct RecvTracker {
     highest: Option<u64>,
     missing: BTreeSet<u64>,
+    /// The holes in `missing` whose frame a RED copy brought (a subset of it).
+    recovered: BTreeSet<u64>,
 }
 
 impl RecvTracker {
@@ -406,7 +417,9 @@ impl RecvTracker {
                 let from = (h + 1).max(c.saturating_sub(MISSING_WINDOW as u64));
                 self.missing.extend(from..c);
                 while self.missing.len() > MISSING_WINDOW {
-                    self.missing.pop_first();
+                    if let Some(old) = self.missing.pop_first() {
+                        self.recovered.remove(&old);
+                    }
                 }
                 self.highest = Some(c);
             }
@@ -414,14 +427,29 @@ impl RecvTracker {
                 if self.missing.remove(&c) {
                     stats.reordered += 1;
                     stats.lost = stats.lost.saturating_sub(1);
+                    if self.recovered.remove(&c) {
+                        // Not lost after all: neither is it recovered.
+                        stats.recovered = stats.recovered.saturating_sub(1);
+                    }
                 } else if h - c > RESTART_DISTANCE {
                     stats.restarts += 1;
                     self.missing.clear();
+                    self.recovered.clear();
                     self.highest = Some(c);
                 } else {
                     stats.duplicates += 1;
                 }
             }
+        }
+    }
+}
+
+impl RecvTracker {
+    /// A RED packet carried a copy of frame `counter` (after its own primary was accounted): a
+    /// hole it fills is recovered, once.
+    pub(crate) fn on_redundant(&mut self, stats: &mut RecvStats, counter: u64) {
+        if self.missing.contains(&counter) && self.recovered.insert(counter) {
+            stats.recovered += 1;
         }
     }
 }

@@ -232,3 +232,31 @@ fn early_packets_of_a_new_owner_are_moved_out_of_wrong_owner_by_its_announcement
     s.confirm_announced("5", "carol");
     assert_eq!((s.wrong_owner, s.early_new_owner), (1, 2));
 }
+
+#[test]
+fn red_copies_recover_holes_once_and_late_packets_undo_it() {
+    let mut t = RecvTracker::default();
+    let mut s = RecvStats::default();
+    // Each packet carries the previous counter as its redundant copy.
+    let red = |t: &mut RecvTracker, s: &mut RecvStats, c: u64| {
+        t.on_packet(s, &sample(c));
+        t.on_redundant(s, c - 1);
+    };
+    t.on_packet(&mut s, &sample(0));
+    red(&mut t, &mut s, 1);
+    // 2 and 3 lost: 4's copy brings 3 back, 2 stays lost.
+    red(&mut t, &mut s, 4);
+    assert_eq!((s.lost, s.recovered), (2, 1));
+    // A second copy of 3 counts nothing; a copy of a frame that arrived counts nothing.
+    t.on_redundant(&mut s, 3);
+    t.on_redundant(&mut s, 4);
+    assert_eq!((s.lost, s.recovered), (2, 1));
+    // 3 itself arrives late: neither lost nor recovered any more.
+    t.on_packet(&mut s, &sample(3));
+    assert_eq!((s.lost, s.recovered, s.reordered), (1, 0, 1));
+    // A restart forgets the holes: their copies recover nothing.
+    t.on_packet(&mut s, &sample(5000));
+    t.on_packet(&mut s, &sample(2));
+    t.on_redundant(&mut s, 1);
+    assert_eq!(s.recovered, 0);
+}

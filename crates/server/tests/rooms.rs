@@ -246,3 +246,71 @@ async fn closing_the_peer_connection_leaves_the_room() {
         .await
         .expect("the others see him leave");
 }
+
+/// RED audio through the real path: alice publishes Opus as RED and skips every 10th packet (as
+/// if the network lost it). Bob negotiated RED: he gets it as it was sent and recovers each
+/// skipped frame from the next packet's copy. Carol did not: she gets plain Opus (the server
+/// strips the redundancy), so the same packets stay lost. Both get alice's frames, no one else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_audio_is_recovered_by_red_subscribers_and_stripped_for_the_rest() {
+    let server = TestServer::start(1).await;
+    let before = server.stats();
+    let mut alice = server.options("red", "alice");
+    (alice.red, alice.drop_audio_every, alice.video) = (true, 10, None);
+    let alice = Client::join(alice).await.expect("alice joins");
+    let mut bob = server.options("red", "bob");
+    (bob.red, bob.audio, bob.video, bob.recv_audio_slots) = (true, false, None, 1);
+    let bob = Client::join(bob).await.expect("bob joins");
+    let mut carol = server.options("red", "carol");
+    (carol.audio, carol.video, carol.recv_audio_slots) = (false, None, 1);
+    let carol = Client::join(carol).await.expect("carol joins");
+
+    let enough = |s: &switchboard_loadtest::ClientStats| {
+        s.recv("alice", MediaKind::Audio)
+            .is_some_and(|r| r.lost >= 5)
+    };
+    let bob_saw = bob
+        .wait_until("bob loses 5 of alice's packets", WAIT, enough)
+        .await
+        .expect("bob receives");
+    let carol_saw = carol
+        .wait_until("carol loses 5 of alice's packets", WAIT, enough)
+        .await
+        .expect("carol receives");
+    let sent = alice.stats();
+    assert!(sent.dropped_audio >= 5, "{}", sent.summary());
+
+    let b = bob_saw
+        .recv("alice", MediaKind::Audio)
+        .expect("bob has audio");
+    assert_eq!(
+        b.red_packets,
+        b.packets,
+        "bob gets RED: {}",
+        bob_saw.summary()
+    );
+    // Each skipped packet sits between two sent ones, so the next one's copy brings it back
+    // (at most the newest hole is still waiting for its next packet).
+    assert!(
+        b.recovered + 1 >= b.lost && b.recovered >= 4,
+        "bob recovered {} of {} lost",
+        b.recovered,
+        b.lost
+    );
+    assert_eq!((b.corrupt, b.bad_redundancy), (0, 0));
+
+    let c = carol_saw
+        .recv("alice", MediaKind::Audio)
+        .expect("carol has audio");
+    assert_eq!(
+        (c.red_packets, c.recovered),
+        (0, 0),
+        "carol gets plain Opus"
+    );
+    assert!(c.lost >= 5 && c.corrupt == 0, "{}", carol_saw.summary());
+    for s in [&bob_saw, &carol_saw] {
+        assert_eq!(s.received.len(), 1, "only alice's audio: {}", s.summary());
+        assert_eq!(s.wrong_owner, 0);
+    }
+    assert!(server.stats().red_in > before.red_in);
+}

@@ -11,7 +11,7 @@ use switchboard_protocol::MediaKind;
 
 use super::Driver;
 use crate::stats::{on_corrupt, PacketSample, RecvTracker, SeqWatch};
-use crate::synth;
+use crate::{red, synth};
 
 /// Owner recorded for corrupt packets on a mid without an announcement.
 const UNKNOWN_OWNER: &str = "?";
@@ -102,7 +102,17 @@ impl Driver {
         let seq_gap = rx.seq.observe(p.header.sequence_number);
         let kind = rx.kind;
         let video = kind == MediaKind::Video;
-        let parsed = synth::parse_payload(&p.payload, video);
+        // RED audio: the primary frame is the packet; the redundant copies may fill holes.
+        let red = !video && self.red_rx_pt == Some(p.header.payload_type);
+        let (body, redundant) = if red {
+            match red::unwrap(&p.payload) {
+                Some(parts) => (parts.primary, parts.redundant),
+                None => (&[][..], Vec::new()),
+            }
+        } else {
+            (&p.payload[..], Vec::new())
+        };
+        let parsed = synth::parse_payload(body, video);
 
         let mut guard = self.shared.lock();
         let s = &mut *guard;
@@ -160,6 +170,17 @@ impl Driver {
                     (s.received.get_mut(&key), self.trackers.get_mut(&key))
                 {
                     tracker.on_packet(stats, &sample);
+                    if red {
+                        stats.red_packets += 1;
+                        for block in &redundant {
+                            match synth::parse_payload(block, false) {
+                                Ok(copy) if copy.owner == key.0 => {
+                                    tracker.on_redundant(stats, copy.counter)
+                                }
+                                _ => stats.bad_redundancy += 1,
+                            }
+                        }
+                    }
                 }
             }
             Err(_) => {

@@ -9,6 +9,7 @@ use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::Rtc;
 
 use super::Driver;
+use crate::red;
 use crate::synth::{self, VideoPosition};
 
 /// Synthetic Opus: one packet of [`AUDIO_PAYLOAD`] bytes every 20 ms, 960 ticks of 48 kHz.
@@ -25,6 +26,10 @@ pub(super) struct TxTrack {
     video: bool,
     ssrc: Option<Ssrc>,
     pt: Option<Pt>,
+    /// RED's payload type when RED was negotiated on the audio m-line (`ClientOptions::red`).
+    red_pt: Option<Pt>,
+    /// The previous audio frame: the redundant block of the next RED packet.
+    previous: Option<Vec<u8>>,
     /// Extended RTP sequence number; starts below 65 536 (ROC 0).
     seq: u64,
     ts: u32,
@@ -43,6 +48,8 @@ impl TxTrack {
             video,
             ssrc: None,
             pt: None,
+            red_pt: None,
+            previous: None,
             seq: (seed % 30_000) + 1,
             ts: (seed as u32) & 0x00ff_ffff,
             counter: 0,
@@ -87,7 +94,12 @@ impl Driver {
                     .map(|s| s.ssrc());
             }
             track.pt = pick_pt(&self.rtc, track.mid, track.video);
+            if !track.video && self.opts.red {
+                track.red_pt = opus_red_pt(&self.rtc);
+            }
         }
+        // Received RED is recognised by this payload type (every audio m-line shares it).
+        self.red_rx_pt = opus_red_pt(&self.rtc);
     }
 
     pub(super) fn send_audio(&mut self) {
@@ -98,12 +110,27 @@ impl Driver {
             return;
         };
         let now = Instant::now();
-        let payload = synth::build_payload(peer, None, tx.counter, synth::now_us(), AUDIO_PAYLOAD);
+        let frame = synth::build_payload(peer, None, tx.counter, synth::now_us(), AUDIO_PAYLOAD);
+        let (pt, payload) = match tx.red_pt {
+            Some(red_pt) => {
+                let wrapped = red::wrap(*pt, tx.previous.as_deref(), &frame);
+                tx.previous = Some(frame);
+                (red_pt, wrapped)
+            }
+            None => (pt, frame),
+        };
         let write = RtpWrite::new(pt, tx.seq.into(), tx.ts, now, payload);
+        let every = u64::from(self.opts.drop_audio_every);
+        // Counted from 1, so the first packet (which opens the track) is always sent.
+        let dropped = every > 0 && (tx.counter + 1) % every == 0;
         tx.counter += 1;
         tx.seq += 1;
         tx.ts = tx.ts.wrapping_add(AUDIO_TS_STEP);
-        self.write(ssrc, vec![write], now);
+        if dropped {
+            self.stats().dropped_audio += 1;
+        } else {
+            self.write(ssrc, vec![write], now);
+        }
     }
 
     pub(super) fn send_video(&mut self) {
@@ -191,6 +218,14 @@ fn pick_pt(rtc: &Rtc, mid: Mid, video: bool) -> Option<Pt> {
     rtc.media(mid)
         .and_then(|m| m.remote_pts().iter().copied().find(|pt| is_wanted(*pt)))
         .or_else(|| config.find(|p| p.spec().codec == want).map(|p| p.pt()))
+}
+
+/// The RED payload type folded onto Opus in this session's codec config: str0m keeps it there
+/// only when the remote listed RED too (the m-line's PT list holds the main codecs only).
+fn opus_red_pt(rtc: &Rtc) -> Option<Pt> {
+    rtc.codec_config()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .and_then(|p| p.red())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::{Mutex, MutexGuard};
 use str0m::change::SdpPendingOffer;
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::{KeyframeRequestKind, Mid, Pt};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::{Input, Output, Rtc};
@@ -115,6 +115,8 @@ pub(crate) struct Driver {
     video: Option<TxTrack>,
     rx_ssrcs: HashMap<Ssrc, Mid>,
     rx_mids: HashMap<Mid, RxMid>,
+    /// The payload type of received RED audio ([`crate::red`]); `None` without RED.
+    red_rx_pt: Option<Pt>,
     trackers: HashMap<(String, MediaKind), RecvTracker>,
     /// When str0m is next owed an `Input::Timeout`: at its deadline, and at least every
     /// [`TIMEOUT_FLOOR`](timeouts::TIMEOUT_FLOOR).
@@ -167,6 +169,7 @@ impl Driver {
             video: None,
             rx_ssrcs: HashMap::new(),
             rx_mids: HashMap::new(),
+            red_rx_pt: None,
             trackers: HashMap::new(),
             timeouts: TimeoutClock::new(Instant::now()),
             leave: None,

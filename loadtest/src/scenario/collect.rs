@@ -14,6 +14,7 @@ struct Cursor {
     packets: u64,
     bytes: u64,
     lost: u64,
+    recovered: u64,
     latency_total: u64,
 }
 
@@ -35,6 +36,8 @@ pub(crate) struct Delta {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     pub(crate) lost: u64,
+    /// Of `lost`, what RED redundancy brought back.
+    pub(crate) recovered: u64,
     pub(crate) sent: u64,
     pub(crate) latency_us: Vec<u32>,
     /// Relayed data-channel messages: sent, received (copies), lost, latency samples.
@@ -59,6 +62,7 @@ impl Tally {
             into.packets += packets;
             into.bytes += r.bytes.saturating_sub(cur.bytes);
             into.lost += lost;
+            into.recovered += r.recovered.saturating_sub(cur.recovered);
             new_samples(r, cur.latency_total, &mut into.latency_us);
             if in_window {
                 let w = self.window.entry(key.clone()).or_default();
@@ -69,6 +73,7 @@ impl Tally {
                 packets: r.packets,
                 bytes: r.bytes,
                 lost: r.lost,
+                recovered: r.recovered,
                 latency_total: r.latency_total,
             };
         }
@@ -85,6 +90,7 @@ impl Tally {
                 packets: r.packets,
                 bytes: r.bytes,
                 lost: r.lost,
+                recovered: 0,
                 latency_total: r.latency_total,
             };
         }

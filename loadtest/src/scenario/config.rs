@@ -28,6 +28,9 @@ pub struct Scenario {
     pub subscribers_per_room: usize,
     /// Publishers send synthetic Opus (50 packets/s of 160 bytes).
     pub audio: bool,
+    /// Audio goes as RED (RFC 2198: each packet also carries the previous frame), and
+    /// receivers count what the redundancy recovers.
+    pub red: bool,
     /// Publishers send synthetic VP8 of this shape.
     pub video: Option<VideoOptions>,
     /// Length of the measurement window (after the ramp and the settle phase).
@@ -62,6 +65,7 @@ impl Scenario {
             publishers_per_room: 2,
             subscribers_per_room: 0,
             audio: true,
+            red: false,
             video: Some(default_video()),
             duration: Duration::from_secs(10),
             ramp_per_sec: 20.0,
@@ -123,6 +127,7 @@ impl Scenario {
         let mut opts = ClientOptions::new(self.url.clone(), room);
         opts.name = Some(name.to_owned());
         opts.audio = publisher && self.audio;
+        opts.red = self.red;
         opts.video = if publisher { self.video.clone() } else { None };
         opts.recv_audio_slots = if self.audio { others } else { 0 };
         opts.recv_video_slots = if self.video.is_some() { others } else { 0 };

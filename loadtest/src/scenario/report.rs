@@ -12,6 +12,9 @@ pub struct ScenarioInfo {
     pub publishers_per_room: usize,
     pub subscribers_per_room: usize,
     pub audio: bool,
+    /// Audio is published as RED (`--red`).
+    #[serde(default)]
+    pub red: bool,
     pub video: Option<VideoInfo>,
     pub duration_s: f64,
     pub ramp_per_sec: f64,
@@ -109,6 +112,13 @@ pub struct Report {
     pub expected_sent_pps: f64,
     pub lost: u64,
     pub loss_percent: f64,
+    /// Of `lost`, the audio packets whose frame a later RED packet carried (`--red`): the loss
+    /// a listener hears is `lost - recovered`.
+    #[serde(default)]
+    pub recovered: u64,
+    /// Loss after RED recovery, percent of (received + lost).
+    #[serde(default)]
+    pub residual_loss_percent: f64,
     pub latency_samples: u64,
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
@@ -175,7 +185,11 @@ impl Report {
                 s.rooms,
                 s.publishers_per_room,
                 s.subscribers_per_room,
-                if s.audio { "on" } else { "off" },
+                match (s.audio, s.red) {
+                    (true, true) => "RED",
+                    (true, false) => "on",
+                    (false, _) => "off",
+                },
                 s.video.as_ref().map_or("off".to_owned(), |v| format!(
                     "{:.0} kbit/s ({} fps × {} × {} B)",
                     v.kbps, v.fps, v.packets_per_frame, v.packet_size
@@ -240,6 +254,15 @@ impl Report {
                 self.wrong_owner
             ),
         );
+        if s.red {
+            row(
+                "RED",
+                format!(
+                    "{} lost packets recovered from redundancy: {:.3} % loss after it",
+                    self.recovered, self.residual_loss_percent
+                ),
+            );
+        }
         row(
             "latency",
             format!(

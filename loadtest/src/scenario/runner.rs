@@ -235,6 +235,7 @@ impl<'a> Runner<'a> {
             total.packets += delta.packets;
             total.bytes += delta.bytes;
             total.lost += delta.lost;
+            total.recovered += delta.recovered;
             total.sent += delta.sent;
             total.data_sent += delta.data_sent;
             total.data_received += delta.data_received;

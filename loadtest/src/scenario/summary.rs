@@ -218,6 +218,7 @@ impl Runner<'_> {
                 publishers_per_room: sc.publishers_per_room,
                 subscribers_per_room: sc.subscribers_per_room,
                 audio: sc.audio,
+                red: sc.audio && sc.red,
                 video: sc.video.as_ref().map(|v| VideoInfo {
                     fps: v.fps,
                     packets_per_frame: v.packets_per_frame,
@@ -253,6 +254,11 @@ impl Runner<'_> {
             expected_sent_pps,
             lost: total.lost,
             loss_percent: loss_percent(total.packets, total.lost),
+            recovered: total.recovered,
+            residual_loss_percent: loss_percent(
+                total.packets + total.recovered,
+                total.lost.saturating_sub(total.recovered),
+            ),
             latency_samples: lat.len() as u64,
             latency_ms_p50: ms(percentile(&lat, 50.0)),
             latency_ms_p99: ms(percentile(&lat, 99.0)),

@@ -5,7 +5,7 @@
 
 mod data;
 mod link;
-pub mod red;
+mod red_audio;
 mod simulcast;
 
 pub use link::Link;
@@ -27,6 +27,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use switchboard_core::screen::{screen_answer, screen_candidate, screen_offer, Refusal, SdpLimits};
 pub use switchboard_core::Transport;
 use switchboard_core::{Command, ParticipantId, RtcTemplate, Shard, ShardConfig};
+use switchboard_loadtest::red;
 use switchboard_loadtest::synth::{self, VideoPosition};
 use switchboard_protocol::{LeaveReason, ServerMessage};
 
@@ -637,7 +638,8 @@ impl Sim {
                         }
                         let body: &[u8] = if is_red {
                             entry.red += 1;
-                            for block in red::redundant(&p.payload) {
+                            let parts = red::unwrap(&p.payload);
+                            for block in parts.map(|u| u.redundant).unwrap_or_default() {
                                 if let Ok(info) = synth::parse_payload(block, false) {
                                     entry.red_recoverable.push(info.counter);
                                 }

@@ -48,6 +48,10 @@ pub(crate) struct Args {
     /// Publishers send no audio.
     #[arg(long, overrides_with = "audio")]
     pub(crate) no_audio: bool,
+    /// Audio goes as RED (RFC 2198, as Chrome sends it: each packet carries the previous frame
+    /// too); the report counts the lost packets the redundancy recovers.
+    #[arg(long)]
+    pub(crate) red: bool,
     /// Publishers send no video.
     #[arg(long)]
     pub(crate) no_video: bool,
@@ -168,6 +172,7 @@ struct FileConfig {
     publishers: Option<usize>,
     subscribers: Option<usize>,
     audio: Option<bool>,
+    red: Option<bool>,
     video: Option<bool>,
     video_bitrate: Option<u64>,
     video_fps: Option<u32>,
@@ -270,6 +275,7 @@ pub(crate) fn settings(args: &Args) -> Result<Settings, String> {
         None
     };
     sc.audio = cli_audio.or(file.audio).unwrap_or(true);
+    sc.red = args.red || file.red.unwrap_or(false);
     let video_on = if args.no_video {
         false
     } else {

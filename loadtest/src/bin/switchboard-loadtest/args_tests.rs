@@ -53,6 +53,8 @@ fn defaults_and_flags() {
     assert!(parse(&["--audio", "--no-audio"]).is_ok_and(|s| !s.scenario.audio));
     assert!(parse(&["--no-audio", "--audio"]).is_ok_and(|s| s.scenario.audio));
     assert!(parse(&["--no-video"]).is_ok_and(|s| s.scenario.video.is_none()));
+    assert!(parse(&["--red"]).is_ok_and(|s| s.scenario.red && s.scenario.audio));
+    assert!(parse(&[]).is_ok_and(|s| !s.scenario.red));
 }
 
 #[test]
