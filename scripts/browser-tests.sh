@@ -53,6 +53,10 @@ fi
 echo "== npm ci (tests/browser)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
+# The SDK's TypeScript declarations must compile (strict), with every type they name declared.
+echo "== tsc: the SDK's declarations (crates/control/web/sdk/*.d.ts)"
+tests/browser/node_modules/.bin/tsc --noEmit --strict --lib es2022,dom crates/control/web/sdk/switchboard.d.ts
+
 mkdir -p artifacts
 echo "== running in a loopback-only network namespace"
 exec unshare -n sh -c 'ip link set lo up && exec node tests/browser/run.mjs'

@@ -12,6 +12,7 @@ const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
 const SDK_DTS: &str = include_str!("../web/sdk/switchboard.d.ts");
 const SDK_CALLS_DTS: &str = include_str!("../web/sdk/calls.d.ts");
+const SDK_ERRORS_DTS: &str = include_str!("../web/sdk/errors.d.ts");
 /// The SDK's modules, by their path under `/sdk/`.
 const SDK_MODULES: [(&str, &str); 12] = [
     (
@@ -72,5 +73,9 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/sdk/calls.d.ts",
             get(|| async { asset("application/typescript; charset=utf-8", SDK_CALLS_DTS) }),
+        )
+        .route(
+            "/sdk/errors.d.ts",
+            get(|| async { asset("application/typescript; charset=utf-8", SDK_ERRORS_DTS) }),
         )
 }
