@@ -122,7 +122,8 @@
     for (const name of [
       'open', 'state', 'resumed', 'iceRestart', 'peerJoin', 'peerLeave', 'peerReconnecting',
       'peerReconnected', 'trackDefined', 'trackRemoved', 'remoteTrack', 'remoteTrackEnded',
-      'trackMuted', 'mediaState', 'activeSpeakersChanged', 'layersWanted', 'connectionState', 'error', 'close',
+      'trackMuted', 'mediaState', 'activeSpeakersChanged', 'layersWanted', 'trackPaused', 'trackResumed',
+      'connectionState', 'error', 'close',
     ]) record(name);
     room.once('open', () => room.pc.addEventListener('iceconnectionstatechange', () => {
       events.push([Date.now(), 'ice', room.pc.iceConnectionState]);

@@ -42,23 +42,24 @@ export const events = (page, name) => page.evaluate((n) => window.events.filter(
 export const trackStats = (page) => page.evaluate(() => window.room.getTrackStats());
 
 /**
- * The colour `page` decodes for `trackId` (of `peerId`): the first three new frames in a row that
- * agree on a colour (the first frames of a stream may be black or blurred). After 15 s, what the
- * last frames showed, which fails any colour check with a clear message.
+ * The colour `page` decodes for `trackId` (of `peerId`): the first `samples` (3) new frames in a
+ * row, each shown within `frameTimeout` ms, that agree on a colour (the first frames of a stream
+ * may be black or blurred). After `timeout` ms (15 s), what the last frames showed, which fails
+ * any colour check with a clear message.
  */
-export async function colourOf(page, peerId, trackId) {
+export async function colourOf(page, peerId, trackId, { samples = 3, frameTimeout = 3000, timeout = 15000 } = {}) {
   let last = 'no frames';
   try {
     return await waitFor(`${page.label} to show frames of ${trackId}`, async () => {
-      last = await page.evaluate(async ({ p, t }) => {
+      last = await page.evaluate(async ({ p, t, n, ms }) => {
         const track = window.room.getRemoteTrack(p, t);
         if (!track) return 'no track';
         const seen = [];
-        for (let i = 0; i < 3; i += 1) seen.push(await window.sbt.frameColour(track, 3000));
+        for (let i = 0; i < n; i += 1) seen.push(await window.sbt.frameColour(track, ms));
         return new Set(seen).size === 1 ? seen[0] : `mixed(${seen.join(',')})`;
-      }, { p: peerId, t: trackId });
+      }, { p: peerId, t: trackId, n: samples, ms: frameTimeout });
       return /^(no |none|mixed)/.test(last) ? null : last;
-    }, { timeout: 15000 });
+    }, { timeout });
   } catch {
     return last;
   }
