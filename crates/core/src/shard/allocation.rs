@@ -20,15 +20,15 @@ use tracing::debug;
 use super::fanout::quality_index;
 use super::participant::{preference, Local, Preference, SlotId, TrackRef};
 use super::Shard;
-use crate::allocate::{allocate, Demand};
+use crate::allocate::{allocate, Budget, Demand};
 use crate::stats::Op;
 
 /// Use this share of the estimate: the rest absorbs estimate error and retransmissions.
 pub(crate) const HEADROOM: f64 = 0.9;
 /// The link counts as congested when the estimate falls below this share of what it is sent.
 pub(crate) const CONGESTED: f64 = 0.85;
-/// How many allocations' estimates the budget takes the lowest of (3 s at 500 ms): a single
-/// optimistic estimate does not bring a layer back that the link then drops.
+/// How many allocations' estimates the budgets look back over (the newest and three before it,
+/// 1.5 s at 500 ms): the lowest of them for growing, the highest for keeping (`LinkState::budget`).
 const ESTIMATE_WINDOW: usize = 4;
 /// Below this send rate the link's estimate is not judged (too few packets to tell).
 const MIN_JUDGED_RATE: u64 = 100_000;
@@ -51,9 +51,13 @@ pub(crate) struct LinkState {
 }
 
 impl LinkState {
-    /// The budget for this allocation, given the newest estimate and the rate sent since the
-    /// last one (`None`: unlimited).
-    fn budget(&mut self, estimate: Option<u64>, sent: u64, cap: Option<u64>) -> Option<u64> {
+    /// The budgets for this allocation, given the newest estimate and the rate sent since the
+    /// last one. While constrained, upgrades and resumes get the lowest recent estimate (one
+    /// optimistic estimate does not bring back a layer the link then drops) and keeping a
+    /// forwarded track's lowest layer gets the highest (one pessimistic estimate does not freeze
+    /// a picture: it pauses only when every estimate of the window says it does not fit). The
+    /// configured cap bounds both, and is the hard limit.
+    fn budget(&mut self, estimate: Option<u64>, sent: u64, cap: Option<u64>) -> Budget {
         if let Some(e) = estimate {
             if self.estimates.len() == ESTIMATE_WINDOW {
                 self.estimates.pop_front();
@@ -64,13 +68,22 @@ impl LinkState {
                 self.constrained = true;
             }
         }
-        let limit = match (self.constrained, self.estimates.iter().min()) {
-            (true, Some(&low)) => Some((low as f64 * HEADROOM) as u64),
-            _ => None,
-        };
-        match (limit, cap) {
+        let share = |bps: u64| (bps as f64 * HEADROOM) as u64;
+        let capped = |limit: Option<u64>| match (limit, cap) {
             (Some(l), Some(c)) => Some(l.min(c)),
             (l, c) => l.or(c),
+        };
+        let (grow, keep) = match (self.constrained, self.estimates.iter().min()) {
+            (true, Some(&low)) => (
+                Some(share(low)),
+                self.estimates.iter().max().copied().map(share),
+            ),
+            _ => (None, None),
+        };
+        Budget {
+            grow: capped(grow),
+            keep: capped(keep),
+            hard: cap,
         }
     }
 }
@@ -143,6 +156,7 @@ impl Shard {
                 },
                 priority: pref.priority,
                 audio,
+                forwarded: !slot.paused,
             });
             entries.push(Entry {
                 slot: SlotId(key),
@@ -329,5 +343,35 @@ impl Shard {
         debug!(participant = %p.id, track = track_id, ?pref, "track preference");
         self.allocate_for(local, false);
         self.dynacast_track(track_ref);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_low_estimate_lowers_growing_but_not_keeping() {
+        let mut link = LinkState::default();
+        let unlimited = Budget::fixed(None);
+        assert_eq!(link.budget(Some(5_000_000), 1_000_000, None), unlimited);
+        // Below 0.85 × sent: constrained from here on.
+        let b = link.budget(Some(700_000), 1_000_000, None);
+        assert_eq!(b.grow, Some(630_000));
+        assert_eq!((b.keep, b.hard), (Some(4_500_000), None));
+        // One dip: growing answers to it, keeping to the best of the window.
+        link.budget(Some(700_000), 600_000, None);
+        let b = link.budget(Some(100_000), 600_000, None);
+        assert_eq!(b.grow, Some(90_000));
+        assert_eq!(b.keep, Some(4_500_000));
+        // Once the window holds only low estimates, keeping answers to them too.
+        for _ in 0..ESTIMATE_WINDOW {
+            link.budget(Some(120_000), 200_000, None);
+        }
+        let b = link.budget(None, 0, Some(100_000));
+        assert_eq!(b.grow, Some(100_000));
+        assert_eq!((b.keep, b.hard), (Some(100_000), Some(100_000)));
+        let b = link.budget(None, 0, None);
+        assert_eq!((b.grow, b.keep), (Some(108_000), Some(108_000)));
     }
 }
