@@ -10,6 +10,7 @@
 pub mod allocate;
 pub mod dynacast;
 mod forward;
+pub mod frame_size;
 mod hash;
 mod ids;
 mod keyframe;

@@ -17,6 +17,7 @@ use super::participant::{preference, Local, Participant, SlotId, TrackRef};
 use super::slot::Admit;
 use super::Shard;
 use crate::forward::{Decision, DropReason, PacketMeta};
+use crate::frame_size::keyframe_size;
 use crate::level::LevelMeter;
 use crate::red;
 use crate::stats::Op;
@@ -159,10 +160,13 @@ impl Shard {
         if track.red_pt == Some(pt) {
             stats.red_in += 1;
         }
-        let keyframe_start = video && {
-            let codec = track.codec_of_pt.get(usize::from(*pt)).copied().flatten();
-            starts_keyframe(codec, &packet.payload)
-        };
+        let codec = track.codec_of_pt.get(usize::from(*pt)).copied().flatten();
+        let keyframe_start = video && starts_keyframe(codec, &packet.payload);
+        if keyframe_start {
+            if let Some(size) = codec.and_then(|c| keyframe_size(c, &packet.payload)) {
+                track.layers.set_size(layer, size);
+            }
+        }
         let meta = PacketMeta {
             seq: *packet.seq_no,
             ts: packet.header.timestamp,

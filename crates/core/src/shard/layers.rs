@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::media::Rid;
 
 use crate::dynacast::Dynacast;
+use crate::frame_size::FrameSize;
 use crate::keyframe::KeyframeThrottle;
 
 /// More encodings than this on one m-line are not forwarded (browsers send at most three).
@@ -29,6 +30,8 @@ pub(crate) struct Layer {
     pub last_packet: Option<Instant>,
     /// str0m reported the encoding paused (no packets for its pause timeout).
     pub paused: bool,
+    /// The picture size its newest keyframe announced (kept while it is stopped).
+    pub size: Option<FrameSize>,
 }
 
 impl Layer {
@@ -99,6 +102,7 @@ impl Layers {
                     bytes: 0,
                     last_packet: None,
                     paused: false,
+                    size: None,
                 });
                 self.layers.len() - 1
             }
@@ -145,25 +149,46 @@ impl Layers {
         }
     }
 
-    /// The layers flowing now, lowest bitrate first: the allocator's quality ladder. A layer
-    /// not measured yet sorts by its position (browsers list encodings low to high when the
-    /// rates are unknown).
+    /// A keyframe of layer `index` announced its picture size.
+    pub fn set_size(&mut self, index: usize, size: FrameSize) {
+        if let Some(layer) = self.layers.get_mut(index) {
+            layer.size = Some(size);
+        }
+    }
+
+    /// Sort layer indices low to high quality: by picture size once every one of them has
+    /// announced one (a still picture's top layer may send fewer bytes than its lowest), by
+    /// measured rate until then; equal keys by position (browsers list encodings low to high).
+    fn sort_by_quality(&self, indices: &mut [usize]) {
+        let sized = indices.iter().all(|&i| self.layers[i].size.is_some());
+        indices.sort_by_key(|&i| {
+            let layer = &self.layers[i];
+            let pixels = if sized {
+                layer.size.map_or(0, FrameSize::pixels)
+            } else {
+                0
+            };
+            (pixels, layer.bitrate, i)
+        });
+    }
+
+    /// The layers flowing now, lowest quality first: the allocator's ladder.
     pub fn ranked(&self, now: Instant) -> Vec<usize> {
         let mut ranked: Vec<usize> = (0..self.layers.len())
             .filter(|&i| self.layers[i].active(now))
             .collect();
-        ranked.sort_by_key(|&i| (self.layers[i].bitrate, i));
+        self.sort_by_quality(&mut ranked);
         ranked
     }
 
-    /// Every known layer, flowing or not, lowest rate first (dynacast's quality order); `None`
+    /// Every known layer, flowing or not, lowest quality first (dynacast's order); `None`
     /// until each has a measured rate.
     pub fn quality_order(&self) -> Option<Vec<usize>> {
         if self.layers.is_empty() || self.layers.iter().any(|l| l.bitrate == 0) {
             return None;
         }
         let mut order: Vec<usize> = (0..self.layers.len()).collect();
-        order.sort_by_key(|&i| (self.layers[i].bitrate, i));
+        self.sort_by_quality(&mut order);
         Some(order)
     }
 
@@ -237,5 +262,31 @@ mod tests {
             assert_eq!(got.is_some(), i < MAX_LAYERS);
         }
         assert_eq!(layers.len(), MAX_LAYERS);
+    }
+
+    #[test]
+    fn picture_sizes_order_a_still_picture_whose_top_layer_sends_least() {
+        let t0 = Instant::now();
+        let mut layers = Layers::new(Duration::from_millis(300));
+        let (q, h, f) = (Rid::from("q"), Rid::from("h"), Rid::from("f"));
+        layers.measure(t0);
+        // A still canvas: q sends the most bytes, f the fewest.
+        for (rid, bytes) in [(q, 2000), (h, 300), (f, 500)] {
+            layers.count_packet(Some(rid), bytes, t0);
+        }
+        let t1 = t0 + Duration::from_millis(500);
+        layers.measure(t1);
+        assert_eq!(
+            layers.ranked(t1),
+            vec![1, 2, 0],
+            "by rate until sizes are known"
+        );
+        let size = |width, height| FrameSize { width, height };
+        layers.set_size(0, size(320, 180));
+        layers.set_size(2, size(1280, 720));
+        assert_eq!(layers.ranked(t1), vec![1, 2, 0], "every layer needs a size");
+        layers.set_size(1, size(640, 360));
+        assert_eq!(layers.ranked(t1), vec![0, 1, 2]);
+        assert_eq!(layers.quality_order(), Some(vec![0, 1, 2]));
     }
 }
