@@ -14,6 +14,12 @@ pub(crate) struct ValueHistory<T> {
 
 const DEFAULT_VALUE_HISTORY_DURATION: Duration = Duration::from_secs(1);
 
+/// Values pushed this close after the newest entry are added to it. A send stream pushes one value
+/// per packet, and an entry per packet held every packet of the last second twice over (sent and
+/// resent bytes) for each stream; per 10 ms it is at most 100 entries, and the sum leaves an entry
+/// at most 10 ms early.
+const COALESCE: Duration = Duration::from_millis(10);
+
 impl<T: Default> Default for ValueHistory<T> {
     fn default() -> Self {
         Self {
@@ -32,6 +38,12 @@ where
     /// Note: time should always monotonically increase in subsequent calls to add()
     pub fn push(&mut self, t: Instant, v: T) {
         self.value += v;
+        if let Some((last_t, last_v)) = self.history.back_mut() {
+            if t >= *last_t && t - *last_t < COALESCE {
+                *last_v += v;
+                return;
+            }
+        }
         self.history.push_back((t, v));
     }
 
@@ -83,6 +95,22 @@ mod test {
         assert_eq!(h.sum(), 11 + 22);
         h.push(now, 0);
         assert_eq!(h.sum(), 11 + 22);
+    }
+
+    #[test]
+    fn close_values_share_an_entry() {
+        let now = Instant::now();
+        let mut h = ValueHistory::default();
+        for i in 0..1000_u64 {
+            h.push(now + Duration::from_micros(i * 1000), 1200);
+        }
+        assert_eq!(h.sum(), 1000 * 1200);
+        assert_eq!(h.history.len(), 100);
+        // The first 10 ms are one entry: past the window it leaves whole.
+        h.purge_old(now + Duration::from_millis(1005));
+        assert_eq!(h.sum(), 990 * 1200);
+        h.purge_old(now + Duration::from_millis(2100));
+        assert_eq!(h.sum(), 0);
     }
 
     #[test]
