@@ -993,6 +993,7 @@ impl Session {
                 stream.handle_rtcp(now, fb);
             }
         }
+        shrink_drained(&mut self.feedback_rx);
 
         // Not in the above if due to lifetime issues, still okay because the method
         // doesn't do anything when BWE isn't configured.
@@ -1210,6 +1211,7 @@ impl Session {
         };
 
         let len = Rtcp::write_packet(&mut self.feedback_tx, &mut data, output);
+        shrink_drained(&mut self.feedback_tx);
 
         if len == 0 {
             return None;
@@ -1610,6 +1612,21 @@ fn update_max_seq(map: &mut HashMap<Ssrc, SeqNoWindow>, ssrc: Ssrc, seq_no: SeqN
     map.entry(ssrc)
         .and_modify(|window| window.update(seq_no))
         .or_insert_with(|| SeqNoWindow::new(seq_no));
+}
+
+/// Room a drained feedback queue keeps, in entries.
+///
+/// An `Rtcp` is about a kilobyte (its report lists are inline). A session with dozens of streams
+/// queues a sender report and a source description for each of them once a second, and reads
+/// as many reports from one compound packet; the capacity that took stayed allocated for good,
+/// about 100 KB per session in an SFU's 10-person room. Growing back costs a few reallocations a
+/// second.
+const FEEDBACK_CAPACITY_KEPT: usize = 8;
+
+fn shrink_drained(queue: &mut VecDeque<Rtcp>) {
+    if queue.is_empty() && queue.capacity() > FEEDBACK_CAPACITY_KEPT {
+        queue.shrink_to(FEEDBACK_CAPACITY_KEPT);
+    }
 }
 
 #[cfg(test)]
