@@ -47,6 +47,11 @@ use ratelimit::{ConnectionRefusal, Connections, JoinRate};
 /// Frames above this are refused by the WebSocket layer itself (the connection closes); frames
 /// between the configured message limit and this get an error reply.
 const HARD_FRAME_LIMIT: usize = 4 * 1024 * 1024;
+/// The WebSocket's initial read buffer and the most one read asks the socket for. tungstenite's
+/// 128 KiB stayed allocated for every connection (about a sixth of a participant's memory in a
+/// 10-person room); signalling messages are a few hundred bytes, and an offer of tens of KiB is
+/// read in a few more calls into a buffer reserved for its announced length.
+const READ_BUFFER: usize = 8 * 1024;
 
 const OPENAPI: &str = include_str!("../openapi.json");
 
@@ -334,6 +339,7 @@ where
     };
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(socket, state, remote, slot))
         .into_response()
 }
