@@ -10,6 +10,8 @@ mod codecs;
 mod data_relay;
 #[path = "cases/dynacast.rs"]
 mod dynacast;
+#[path = "cases/output_queue.rs"]
+mod output_queue;
 #[path = "cases/red.rs"]
 mod red;
 #[path = "cases/simulcast.rs"]

@@ -279,16 +279,29 @@ impl Shard {
         self.drive(local, Op::Timer, str0m::Input::Timeout(now));
     }
 
-    pub(super) fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare_dirty));
-        for local in dirty.drain(..) {
-            let now = self.now;
-            if let Some(p) = self.members.get_mut(local.0) {
-                p.dirty = false;
-                self.drive(local, Op::Timer, str0m::Input::Timeout(now));
-            }
+    /// Drive the next participant written to since its last drain, and only that one: the
+    /// caller hands out what it sent before the next is driven. Draining every written
+    /// participant first held a whole fan-out's encrypted datagrams at once (in a 1 → 200 room, a
+    /// turn that read 50 packets queued 10 000 of them, 17 MB, the first subscriber's waiting
+    /// for the last one's).
+    pub(super) fn flush_next_dirty(&mut self) {
+        if self.flushing.is_empty() {
+            // Those written to during this pass wait for the next, in the order they came.
+            self.flushing.extend(self.dirty.drain(..));
         }
-        self.spare_dirty = dirty;
+        while let Some(local) = self.flushing.pop_front() {
+            let Some(p) = self.members.get_mut(local.0) else {
+                continue;
+            };
+            if !p.dirty {
+                // Flushed ahead of its turn (`flush_one`), or left and its place reused.
+                continue;
+            }
+            p.dirty = false;
+            let now = self.now;
+            self.drive(local, Op::Timer, str0m::Input::Timeout(now));
+            return;
+        }
     }
 
     pub(super) fn handle_timeout(&mut self) {

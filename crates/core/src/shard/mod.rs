@@ -100,7 +100,8 @@ pub struct Shard {
     timers: Timers,
     /// Participants written to since their last drain.
     dirty: Vec<Local>,
-    spare_dirty: Vec<Local>,
+    /// The participants of `dirty` being driven one by one (`flush_next_dirty`).
+    flushing: VecDeque<Local>,
     /// Participants to consider for a server offer once the current work is done, so that all
     /// m-lines of one client offer become slots before the server decides it needs more.
     negotiations: Vec<Local>,
@@ -128,7 +129,7 @@ impl Shard {
             demux: Demux::default(),
             timers: Timers::new(now),
             dirty: Vec::new(),
-            spare_dirty: Vec::new(),
+            flushing: VecDeque::new(),
             negotiations: Vec::new(),
             failed: Vec::new(),
             outputs: VecDeque::new(),
@@ -204,12 +205,19 @@ impl Shard {
             if let Some(out) = self.outputs.pop_front() {
                 return out;
             }
-            if self.dirty.is_empty() {
+            if self.dirty.is_empty() && self.flushing.is_empty() {
                 return Output::Timeout(self.next_timeout());
             }
-            self.flush_dirty();
+            self.flush_next_dirty();
             self.reap_failed();
         }
+    }
+
+    /// How many outputs wait to be handed out by `poll_output`. Participants are driven one at a
+    /// time as it is called, so this stays near one participant's datagrams however many were
+    /// written to (the simulation checks it).
+    pub fn queued_outputs(&self) -> usize {
+        self.outputs.len()
     }
 
     fn advance(&mut self, now: Instant) {

@@ -135,6 +135,19 @@ pub struct Sim {
     links: BTreeMap<SocketAddr, Link>,
     /// Datagrams that left a link, to deliver.
     released: VecDeque<(Transport, SocketAddr, Vec<u8>)>,
+    /// The most the shard's outputs ever held, and what it handed out, per poll.
+    pub output_peak: OutputPeak,
+}
+
+/// High-water marks of what the shard queued and handed out (see `Sim::poll_shard`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OutputPeak {
+    /// Outputs waiting in the shard at once.
+    pub queued: usize,
+    /// Datagrams to one destination in one poll (until the shard asked for a timeout).
+    pub per_destination: usize,
+    /// Datagrams in one poll, all destinations.
+    pub per_poll: usize,
 }
 
 fn protocol(transport: Transport) -> Protocol {
@@ -209,6 +222,7 @@ impl Sim {
             join_red: false,
             links: BTreeMap::new(),
             released: VecDeque::new(),
+            output_peak: OutputPeak::default(),
         }
     }
 
@@ -487,15 +501,25 @@ impl Sim {
     }
 
     fn poll_shard(&mut self) {
+        let mut per_destination: BTreeMap<SocketAddr, usize> = BTreeMap::new();
+        let mut per_poll = 0;
         loop {
+            let peak = &mut self.output_peak;
+            peak.queued = peak.queued.max(self.shard.queued_outputs());
             match self.shard.poll_output() {
                 switchboard_core::Output::Transmit {
                     transport,
                     destination,
                     contents,
-                } => self
-                    .to_clients
-                    .push_back((transport, destination, contents)),
+                } => {
+                    let n = per_destination.entry(destination).or_default();
+                    *n += 1;
+                    per_poll += 1;
+                    peak.per_destination = peak.per_destination.max(*n);
+                    peak.per_poll = peak.per_poll.max(per_poll);
+                    self.to_clients
+                        .push_back((transport, destination, contents))
+                }
                 switchboard_core::Output::IceUfrag { ufrag, held } => {
                     if held {
                         self.ufrags.insert(ufrag);
