@@ -1649,6 +1649,30 @@ mod tests {
     }
 
     #[test]
+    fn a_drained_feedback_queue_gives_back_its_room() {
+        let now = Instant::now();
+        let mut session = keyed_session();
+        for i in 0..40_u32 {
+            session.send_pli_feedback(1.into(), (100 + i).into());
+        }
+        assert!(session.feedback_tx.capacity() >= 40);
+        let mut datagrams = 0;
+        while !session.feedback_tx.is_empty() && datagrams < 100 {
+            session.poll_datagram(now).expect("feedback is sent");
+            datagrams += 1;
+        }
+        assert!(
+            session.feedback_tx.is_empty(),
+            "40 PLIs sent in {datagrams} datagrams"
+        );
+        assert!(
+            session.feedback_tx.capacity() <= 2 * FEEDBACK_CAPACITY_KEPT,
+            "capacity {} kept",
+            session.feedback_tx.capacity()
+        );
+    }
+
+    #[test]
     fn readiness_closed_session_timeout_preserves_pending_bye() {
         let now = Instant::now();
         let mut session = keyed_session();
