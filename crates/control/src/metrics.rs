@@ -11,7 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 use switchboard_core::{FailureKind, Op, ShardStats};
-use switchboard_runtime::MediaRuntime;
+use switchboard_runtime::{EgressStats, MediaRuntime};
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -34,6 +34,9 @@ pub struct Metrics {
     data_messages: IntCounterVec,
     participant_failures: IntCounterVec,
     shard_busy: IntCounterVec,
+    udp_send_calls: IntCounterVec,
+    udp_datagrams_sent: IntCounterVec,
+    udp_send_dropped: IntCounterVec,
     shard_up: prometheus::IntGaugeVec,
     notifications_dropped: IntCounter,
     pub websocket_connections: IntGauge,
@@ -58,6 +61,7 @@ pub struct Metrics {
 struct Folded {
     stats: ShardStats,
     busy_us: Vec<u64>,
+    egress: Vec<EgressStats>,
     notifications_dropped: u64,
 }
 
@@ -225,6 +229,26 @@ impl Metrics {
                 "Time each shard's loop spent working rather than waiting.",
                 &["shard"],
             ),
+            udp_send_calls: counter_vec(
+                &r,
+                "switchboard_udp_send_calls_total",
+                "System calls each shard made to send media datagrams (one carries a run of them \
+                 to one client with UDP GSO).",
+                &["shard"],
+            ),
+            udp_datagrams_sent: counter_vec(
+                &r,
+                "switchboard_udp_datagrams_sent_total",
+                "Datagrams each shard's send calls carried (over send calls: datagrams per call).",
+                &["shard"],
+            ),
+            udp_send_dropped: counter_vec(
+                &r,
+                "switchboard_udp_send_dropped_total",
+                "Datagrams a shard could not send: refused by the kernel (full send buffer, \
+                 unreachable client) or for a closed or full ICE-TCP connection.",
+                &["shard"],
+            ),
             notifications_dropped: counter(
                 &r,
                 "switchboard_notifications_dropped_total",
@@ -306,6 +330,7 @@ impl Metrics {
             .iter()
             .map(|d| d.as_micros() as u64)
             .collect();
+        let egress = runtime.egress();
         let dropped_notes = runtime.notifications_dropped();
         let mut last = self.last.lock();
         let was = last.stats;
@@ -444,11 +469,25 @@ impl Metrics {
                 .with_label_values(&[&i.to_string()])
                 .inc_by(d(*us, old));
         }
+        for (i, e) in egress.iter().enumerate() {
+            let old = last.egress.get(i).copied().unwrap_or_default();
+            let shard = i.to_string();
+            self.udp_send_calls
+                .with_label_values(&[&shard])
+                .inc_by(d(e.send_calls, old.send_calls));
+            self.udp_datagrams_sent
+                .with_label_values(&[&shard])
+                .inc_by(d(e.datagrams, old.datagrams));
+            self.udp_send_dropped
+                .with_label_values(&[&shard])
+                .inc_by(d(e.dropped, old.dropped));
+        }
         self.notifications_dropped
             .inc_by(d(dropped_notes, last.notifications_dropped));
         *last = Folded {
             stats: now,
             busy_us: busy,
+            egress,
             notifications_dropped: dropped_notes,
         };
     }

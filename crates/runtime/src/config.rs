@@ -33,6 +33,9 @@ pub struct RuntimeConfig {
     /// SO_SNDBUF requested for each shard socket: large, because one keyframe fanned out to many
     /// subscribers is a burst of hundreds of datagrams.
     pub send_buffer: usize,
+    /// Send runs of same-size datagrams to one destination in one `sendmsg` (UDP GSO, Linux);
+    /// off, or where the kernel refuses it, every datagram is its own `sendto`.
+    pub udp_gso: bool,
     pub keyframe_interval: Duration,
     pub connect_timeout: Duration,
     pub disconnect_grace: Duration,
@@ -67,6 +70,7 @@ impl RuntimeConfig {
             command_queue: 1024,
             recv_buffer: 512 * 1024,
             send_buffer: 4 * 1024 * 1024,
+            udp_gso: true,
             keyframe_interval: Duration::from_millis(300),
             connect_timeout: Duration::from_secs(30),
             disconnect_grace: Duration::from_secs(10),

@@ -7,6 +7,7 @@
 //! event channel.
 
 mod config;
+mod egress;
 mod health;
 mod panic_hook;
 mod placement;
@@ -30,6 +31,8 @@ use switchboard_protocol::{LeaveReason, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{is_local_address, parse_port_list, PortListError, RuntimeConfig};
+use egress::EgressCounters;
+pub use egress::EgressStats;
 use health::Health;
 use placement::Placement;
 pub use shard_thread::{COMMAND_BUDGET, DATAGRAM_BUDGET};
@@ -124,6 +127,7 @@ struct ShardHandle {
     stats: Arc<Mutex<ShardStats>>,
     /// Nanoseconds the shard thread spent working (not waiting).
     busy_ns: Arc<AtomicU64>,
+    egress: Arc<EgressCounters>,
     health: Arc<Health>,
 }
 
@@ -228,6 +232,7 @@ impl MediaRuntime {
             shard_config.max_subscriber_bitrate = config.max_subscriber_bitrate;
             shard_config.dynacast = config.dynacast;
             let busy_ns = Arc::new(AtomicU64::new(0));
+            let egress = Arc::new(EgressCounters::default());
             let health = Arc::new(Health::new());
             let thread = shard_thread::spawn(shard_thread::Spawn {
                 index,
@@ -241,6 +246,8 @@ impl MediaRuntime {
                 health: health.clone(),
                 notifications: notify_tx.clone(),
                 notifications_dropped: notifications_dropped.clone(),
+                gso: config.udp_gso,
+                egress: egress.clone(),
             })
             .map_err(RuntimeError::Thread)?;
             tracing::info!(shard = index, %local, advertised = ?candidates, "media shard listening");
@@ -250,6 +257,7 @@ impl MediaRuntime {
                 local,
                 stats,
                 busy_ns,
+                egress,
                 health,
             });
             threads.push(thread);
@@ -422,6 +430,11 @@ impl MediaRuntime {
             .iter()
             .map(|s| Duration::from_nanos(s.busy_ns.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// Each shard's UDP sends: calls, datagrams, refused datagrams (live counters).
+    pub fn egress(&self) -> Vec<EgressStats> {
+        self.shards.iter().map(|s| s.egress.snapshot()).collect()
     }
 
     /// Counters of every shard, as of their last report (every ~100 ms).

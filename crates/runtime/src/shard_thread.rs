@@ -37,6 +37,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::egress::{Egress, EgressCounters};
 use crate::health::{DeadOnDrop, Health};
 use crate::tcp::{TcpEvent, UfragDirectory};
 use crate::{ParticipantEvent, RuntimeFault, ShardMessage};
@@ -77,6 +78,9 @@ pub(crate) struct Spawn {
     pub health: Arc<Health>,
     pub notifications: mpsc::Sender<Notification>,
     pub notifications_dropped: Arc<AtomicU64>,
+    /// Send runs of datagrams to one destination with UDP GSO.
+    pub gso: bool,
+    pub egress: Arc<EgressCounters>,
 }
 
 pub(crate) fn spawn(spawn: Spawn) -> std::io::Result<JoinHandle<()>> {
@@ -113,6 +117,8 @@ async fn run(spawn: Spawn) {
         health,
         notifications,
         notifications_dropped,
+        gso,
+        egress,
     } = spawn;
     let mut registered = Vec::with_capacity(sockets.len());
     for socket in sockets {
@@ -127,10 +133,7 @@ async fn run(spawn: Spawn) {
     let mut worker = Worker {
         index,
         shard: Shard::new(config, Instant::now()),
-        ipv4: registered
-            .iter()
-            .map(|s| s.local_addr().is_ok_and(|a| a.is_ipv4()))
-            .collect(),
+        egress: Egress::new(index, &registered, gso, egress),
         sockets: registered,
         tcp,
         tcp_writers: HashMap::new(),
@@ -139,7 +142,6 @@ async fn run(spawn: Spawn) {
         events: HashMap::new(),
         stats,
         next_stats: Instant::now(),
-        send_errors: 0,
         busy_ns,
         health,
         notifications,
@@ -157,8 +159,7 @@ struct Worker {
     shard: Shard,
     /// One per address family, never empty.
     sockets: Vec<UdpSocket>,
-    /// Whether each socket is IPv4 (read once; sending picks the socket by family).
-    ipv4: Vec<bool>,
+    egress: Egress,
     tcp: Option<mpsc::Receiver<TcpEvent>>,
     /// Open ICE-TCP connections of this shard's participants, by remote address.
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
@@ -167,7 +168,6 @@ struct Worker {
     events: HashMap<ParticipantId, mpsc::Sender<ParticipantEvent>>,
     stats: Arc<Mutex<ShardStats>>,
     next_stats: Instant,
-    send_errors: u64,
     busy_ns: Arc<AtomicU64>,
     health: Arc<Health>,
     notifications: mpsc::Sender<Notification>,
@@ -442,6 +442,8 @@ impl Worker {
                     }
                 }
             };
+            // What was gathered leaves now, also when the drain panicked part way.
+            self.egress.flush(&self.sockets);
             let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             let now = Instant::now();
             if now >= self.next_stats && !self.broken {
@@ -473,7 +475,7 @@ impl Worker {
                     transport: Transport::Udp,
                     destination,
                     contents,
-                } => self.send(destination, &contents),
+                } => self.egress.send(&self.sockets, destination, contents),
                 Output::Transmit {
                     transport: Transport::Tcp,
                     destination,
@@ -526,35 +528,11 @@ impl Worker {
     /// NACK/RTX and the next keyframe repair media, ICE retransmits its checks).
     fn send_tcp(&mut self, destination: SocketAddr, contents: Vec<u8>) {
         let Some(writer) = self.tcp_writers.get(&destination) else {
-            self.send_errors += 1;
+            self.egress.count_dropped();
             return;
         };
         if writer.try_send(contents).is_err() {
-            self.send_errors += 1;
-        }
-    }
-
-    fn send(&mut self, destination: SocketAddr, contents: &[u8]) {
-        // The socket of the destination's family (the first one when only one family is bound:
-        // the kernel then refuses a mismatch, counted below like any failed send).
-        let family = self
-            .ipv4
-            .iter()
-            .position(|v4| *v4 == destination.is_ipv4())
-            .unwrap_or(0);
-        let Some(socket) = self.sockets.get(family) else {
-            return;
-        };
-        match socket.try_send_to(contents, destination) {
-            Ok(_) => {}
-            Err(e) => {
-                // A full send buffer drops the datagram (UDP semantics); NACK/RTX and the next
-                // keyframe repair it. Log the first few, then every thousandth.
-                self.send_errors += 1;
-                if self.send_errors < 10 || self.send_errors.is_multiple_of(1000) {
-                    debug!(shard = self.index, %destination, error = %e, count = self.send_errors, "send failed");
-                }
-            }
+            self.egress.count_dropped();
         }
     }
 }

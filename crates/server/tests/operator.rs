@@ -649,6 +649,13 @@ async fn metrics_move_when_media_flows() {
     assert!(value(&after, "switchboard_join_to_media_seconds_count") >= 2.0);
     assert!(after.contains("switchboard_joins_total{outcome=\"ok\"} 2"));
     assert!(after.contains("switchboard_shard_busy_microseconds_total{shard=\"0\"}"));
+    let calls = value(&after, "switchboard_udp_send_calls_total{shard=\"0\"}");
+    let sent = value(&after, "switchboard_udp_datagrams_sent_total{shard=\"0\"}");
+    assert!(
+        calls > 0.0 && sent >= calls,
+        "{calls} calls, {sent} datagrams"
+    );
+    assert!(after.contains("switchboard_udp_send_dropped_total{shard=\"0\"}"));
     assert!(after.contains("switchboard_dropped_packets_total{reason=\"malformed\"}"));
     // Every metric the shipped Grafana dashboard plots exists.
     let dashboard = std::fs::read_to_string(concat!(

@@ -220,6 +220,7 @@ impl Config {
             bandwidth_estimation,
             max_subscriber_kbps,
             dynacast,
+            udp_gso,
             // Config::control (the room size is also the shards', below).
             auth: _,
             admission: _,
@@ -314,6 +315,7 @@ impl Config {
         config.max_subscriber_bitrate =
             (*max_subscriber_kbps > 0).then(|| max_subscriber_kbps * 1000);
         config.dynacast = *dynacast;
+        config.udp_gso = *udp_gso;
         // The shards enforce the room size (they own the rooms); the control plane reads the
         // same limit from `Config::control`.
         config.max_participants_per_room = limits.max_participants_per_room;

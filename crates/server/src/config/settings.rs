@@ -76,6 +76,9 @@ settings! {
         /// Tell publishers to stop encoding the simulcast layers nobody receives, and to start
         /// them again when somebody does (dynacast; the SDK applies it).
         dynacast: bool = true, "BOOL" in MEDIA;
+        /// Send runs of same-size datagrams to one client in one system call (UDP GSO, Linux
+        /// 4.18+); turned off by itself where the kernel refuses it. Off: one sendto per datagram.
+        udp_gso: bool = true, "BOOL" in MEDIA;
         /// Log filter (tracing EnvFilter syntax), e.g. "info", "debug,str0m=info".
         log: String = "info,str0m=warn,dimpl=warn".into(), "FILTER" in HTTP;
     }

@@ -348,6 +348,7 @@ fn names_are_stable() {
         ("bandwidth_estimation", "bandwidth-estimation"),
         ("max_subscriber_kbps", "max-subscriber-kbps"),
         ("dynacast", "dynacast"),
+        ("udp_gso", "udp-gso"),
         ("log", "log"),
         ("auth.mode", "auth-mode"),
         ("auth.keys", "api-key"),
