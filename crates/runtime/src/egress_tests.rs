@@ -181,3 +181,40 @@ async fn a_refused_run_is_counted_dropped_and_gso_stays_on() {
     assert_eq!(counters.datagrams.load(Ordering::Relaxed), 0);
     assert!(egress.gso_on(0), "one refused run does not turn GSO off");
 }
+
+#[tokio::test]
+async fn runs_leave_on_the_socket_of_their_family() {
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    let Ok(rx6) = StdSocket::bind(v6) else {
+        eprintln!("SKIPPED: this machine has no IPv6 loopback (::1) to bind");
+        return;
+    };
+    rx6.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("set a read timeout");
+    let tx6 = UdpSocket::bind(v6).await.expect("bind an IPv6 sender");
+    // A dual-stack shard: the IPv4 socket first, as the runtime binds them.
+    let sockets = [sender().await, tx6];
+    let rx4 = receiver();
+    let (to4, to6) = (
+        rx4.local_addr().expect("IPv4 receiver"),
+        rx6.local_addr().expect("IPv6 receiver"),
+    );
+    let counters = Arc::new(EgressCounters::default());
+    let mut egress = Egress::new(0, &sockets, true, counters.clone());
+    let (mut want4, mut want6) = (Vec::new(), Vec::new());
+    for seq in 0..6u8 {
+        let d = datagram(seq % 2, seq, 700);
+        if seq < 3 {
+            want6.push(d.clone());
+            egress.send(&sockets, to6, d);
+        } else {
+            want4.push(d.clone());
+            egress.send(&sockets, to4, d);
+        }
+    }
+    egress.flush(&sockets);
+    assert_eq!(receive(&rx6, 3), want6);
+    assert_eq!(receive(&rx4, 3), want4);
+    assert_eq!(counters.send_calls.load(Ordering::Relaxed), 2);
+    assert!(egress.gso_on(0) && egress.gso_on(1));
+}
