@@ -170,10 +170,11 @@ impl Egress {
             .position(|v4| *v4 == destination.is_ipv4())
             .unwrap_or(0);
         if let Some(socket) = sockets.get(family) {
-            let sent_as_one = self.run.len() > 1
+            // Handled: sent in one call, or dropped whole by a full send buffer.
+            let handled = self.run.len() > 1
                 && self.gso.get(family).copied().unwrap_or(false)
                 && self.send_gso(socket, family, destination);
-            if !sent_as_one {
+            if !handled {
                 let socket = SockRef::from(socket);
                 let address = SockAddr::from(destination);
                 for contents in &self.run.segments {
@@ -185,7 +186,8 @@ impl Egress {
         self.run.clear();
     }
 
-    /// The run in one `sendmsg`; false when it must go out datagram by datagram instead.
+    /// The run in one `sendmsg`; false when it must go out datagram by datagram instead (true
+    /// also when a full send buffer dropped it: resending each datagram would only fail again).
     fn send_gso(&mut self, socket: &UdpSocket, family: usize, destination: SocketAddr) -> bool {
         let n = self.run.len();
         match gso::send(socket, destination, &self.run.segments, self.run.size) {
