@@ -450,10 +450,11 @@ fn drain_rtc(
     let mut immediate = 0;
     loop {
         match rtc.poll_output()? {
-            // str0m's pacer (on with bandwidth estimation) lets one packet out per timeout and
-            // then asks for one a microsecond later; leaving that to the shard's timers would
-            // release one packet per wake-up and queue the rest for seconds. Bounded: a runaway
-            // engine waits for the next wake-up like any other.
+            // str0m's pacer (on with bandwidth estimation) lets one paced packet out per
+            // timeout and then asks for one a microsecond later (written packets ask for one
+            // too; unpaced bursts drain at once, vendor/README.md patches 3 and 11); leaving that
+            // to the shard's timers would release one packet per wake-up and queue the rest for
+            // seconds. Bounded: a runaway engine waits for the next wake-up like any other.
             str0m::Output::Timeout(at)
                 if at <= d.now + IMMEDIATE && immediate < MAX_IMMEDIATE_TIMEOUTS =>
             {

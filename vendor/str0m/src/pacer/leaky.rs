@@ -146,6 +146,14 @@ impl Pacer for LeakyBucketPacer {
         // Mark that we need timeout before next poll
         self.needs_timeout_before_next_poll = true;
 
+        // The burst emptied every queue: nothing is left to re-sync for, so skip the timeout a
+        // microsecond later (a whole session's timeout handling once per burst). The next
+        // packet written asks for a timeout by itself (its stream needs one), and the periodic
+        // one comes PACING after the last.
+        if self.burst_emptied_the_queues(next) {
+            self.next_poll_time = None;
+        }
+
         Some((next, cluster_id))
     }
 
@@ -495,6 +503,22 @@ impl LeakyBucketPacer {
             .map(|q| q.midrid);
         self.next_poll_queue = next;
         next.is_some()
+    }
+
+    /// After the unpaced packet from `sent` (counted off by `drain_unpaced`): no queue holds a
+    /// packet by the last timeout's states, no probe runs and no padding is due, so an immediate
+    /// timeout would find nothing to do.
+    fn burst_emptied_the_queues(&self, sent: MidRid) -> bool {
+        self.probe_queue.is_empty()
+            && self.padding_bitrate == Bitrate::ZERO
+            && self
+                .queue_states
+                .iter()
+                .any(|q| q.midrid == sent && q.unpaced)
+            && self
+                .queue_states
+                .iter()
+                .all(|q| q.snapshot.packet_count == 0)
     }
 
     fn request_immediate_timeout(&mut self) {
@@ -1078,11 +1102,28 @@ mod test {
             queue.register_send(qid, now);
         }
         assert!(pacer.poll_queue().is_none(), "nothing is left to send");
+        // Every queue is empty: no timeout a microsecond later, the periodic one is next (the
+        // next written packet asks for one through its stream).
         let timeout = pacer.poll_timeout().0.expect("a timeout");
-        assert!(
-            timeout <= now + Duration::from_micros(1),
-            "a timeout soon re-syncs the queue states"
-        );
+        assert_eq!(timeout, now + PACING, "an emptied burst asks for no re-sync");
+    }
+
+    #[test]
+    fn unpaced_burst_with_paced_packets_left_asks_for_a_timeout_soon() {
+        let now = Instant::now();
+        let mut pacer = LeakyBucketPacer::new(Bitrate::kbps(300));
+        let mut queue = Queue::default();
+        for seq in 0..2 {
+            enqueue_packet_noisy(&mut pacer, &mut queue, seq, 100, PacketKind::Video, now);
+        }
+        let (qid, _) = pacer.poll_queue().expect("the first packet goes at once");
+        let packet = queue.next_packet().expect("queued");
+        pacer.register_send(now, DataSize::from(packet.size()), qid);
+        queue.register_send(qid, now);
+        // Paced video is left: the timeout a microsecond later re-syncs and releases it.
+        assert!(pacer.poll_queue().is_none(), "paced video waits for a timeout");
+        let timeout = pacer.poll_timeout().0.expect("a timeout");
+        assert!(timeout <= now + Duration::from_micros(1), "a timeout soon, not {timeout:?}");
     }
 
     #[test]
